@@ -1,0 +1,99 @@
+"""`create_app(settings)`: the FastAPI application, its lifespan and its error handling."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from geo_service.catalog import Catalog, load_catalog
+from geo_service.compression import install_compression
+from geo_service.db.engine import async_engine, database_url
+from geo_service.errors import PROBLEM_JSON, Problem
+from geo_service.mapview import routes as map_routes
+from geo_service.mapview.static import mount_static
+from geo_service.ogc import collections, items, landing
+from geo_service.ogc.responses import json_response
+from geo_service.settings import Settings, get_settings
+
+log = logging.getLogger("geo_service")
+
+
+def problem_response(problem: Problem, request: Request) -> Response:
+    """Render a problem as `application/problem+json`."""
+    return json_response(
+        problem.body(instance=str(request.url.path)), PROBLEM_JSON, status_code=problem.status
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """One place maps every error to problem details; FastAPI's 422 becomes the 400 OGC requires."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return problem_response(exc, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return problem_response(Problem(f"The request is not valid: {reasons}"), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            detail = f"Nothing at {request.url.path}. Start at the landing page / for the links."
+        elif exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}."
+        else:
+            detail = str(exc.detail)
+        problem = Problem(detail, status=exc.status_code)
+        problem.title = {404: "Not found 未找到", 405: "Method not allowed 不允许的方法"}.get(
+            exc.status_code, "Error"
+        )
+        response = problem_response(problem, request)
+        response.headers.update(exc.headers or {})
+        return response
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        problem = Problem(
+            "The server failed to answer this request. This is a bug; please report the URL and time.",
+            status=500,
+        )
+        problem.title = "Internal server error 服务器错误"
+        return problem_response(problem, request)
+
+
+def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> FastAPI:
+    """Build the service: OGC API – Features, maps and their static assets."""
+    settings = settings or get_settings()
+    catalog = catalog or load_catalog(settings.layers_dir, settings.maps_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # database pool: opened once, closed on shutdown
+        app.state.engine = async_engine(database_url(settings), settings)
+        yield
+        await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Jiaxing plan GIS",
+        lifespan=lifespan,
+        openapi_url=None,  # the OGC OpenAPI document is served at /api
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.catalog = catalog
+    install_error_handlers(app)
+    install_compression(app)
+    for router in (landing.router, collections.router, items.router, map_routes.router):
+        app.include_router(router)
+    mount_static(app)
+    return app

@@ -1,0 +1,233 @@
+"""The layer catalogue and map documents, read from `layers/` and `maps/`: the one source of what exists."""
+
+from __future__ import annotations
+
+import re
+from copy import deepcopy
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from jsonschema import Draft202012Validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+GeometryType = Literal["Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"]
+
+LAYER_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+STATUS_VALUES = ["planned", "under_construction", "completed", "existing"]
+ACCURACY_VALUES = ["surveyed", "approximate", "schematic", "unlocated"]
+
+# Properties every plan feature carries (DESIGN §3). The first group are typed columns in PostGIS;
+# the rest live in the JSONB remainder together with each layer's own properties.
+COLUMN_PROPERTIES = ("code", "name_zh", "name_en", "category", "status", "accuracy")
+
+COMMON_PROPERTIES: dict[str, dict[str, Any]] = {
+    "code": {
+        "type": "string",
+        "pattern": "^[a-z0-9][a-z0-9_-]*$",
+        "maxLength": 80,
+        "title": "代码 Code",
+        "description": "Stable slug of the item (lower-case letters, digits, _ and -; no dots).",
+    },
+    "name_zh": {"type": "string", "minLength": 1, "maxLength": 200, "title": "名称 Name (Chinese)"},
+    "name_en": {"type": "string", "minLength": 1, "maxLength": 300, "title": "Name (English) 英文名称"},
+    "category": {"type": "string", "minLength": 1, "maxLength": 80, "title": "类别 Category"},
+    "status": {"type": "string", "enum": STATUS_VALUES, "title": "状态 Status"},
+    "status_date": {
+        "type": ["string", "null"],
+        "maxLength": 80,
+        "title": "状态日期 Status date",
+        "description": "When the status was reached, as the source gives it (YYYY, YYYY-MM or YYYY-MM-DD).",
+    },
+    "county": {
+        "type": "array",
+        "items": {"type": "string", "pattern": "^[0-9]{6}$"},
+        "title": "所属区县 County adcodes",
+    },
+    "plan_section": {"type": ["string", "null"], "maxLength": 200, "title": "规划章节 Plan section"},
+    "plan_text": {
+        "type": ["string", "null"],
+        "maxLength": 4000,
+        "title": "规划原文 Plan text",
+        "description": "The exact clause of the plan (or source article) that names this item.",
+    },
+    "plan_source": {
+        "type": ["string", "null"],
+        "maxLength": 200,
+        "title": "原文出处 Plan text source",
+        "description": "The source text file the plan_text is quoted from.",
+    },
+    "source": {"type": ["string", "null"], "maxLength": 2000, "title": "位置来源 Location source"},
+    "source_url": {"type": ["string", "null"], "maxLength": 2000, "title": "来源链接 Source URL"},
+    "accuracy": {"type": "string", "enum": ACCURACY_VALUES, "title": "精度 Accuracy"},
+    "accuracy_m": {
+        "type": ["number", "null"],
+        "minimum": 0,
+        "title": "估计误差(米) Estimated error (m)",
+    },
+    "geometry_method": {
+        "type": ["string", "null"],
+        "maxLength": 2000,
+        "title": "几何来源方法 How the geometry was made",
+    },
+    "aliases": {"type": "array", "items": {"type": "string"}, "title": "别名 Aliases"},
+    "note": {"type": ["string", "null"], "maxLength": 4000, "title": "备注 Note"},
+}
+REQUIRED_PROPERTIES = ["code", "name_zh", "name_en", "category", "status", "accuracy"]
+
+
+class Bilingual(BaseModel):
+    """A text in Chinese (shown first) and English."""
+
+    model_config = ConfigDict(frozen=True)
+
+    zh: str
+    en: str
+
+    def __str__(self) -> str:
+        return f"{self.zh} {self.en}"
+
+
+class PlanReference(BaseModel):
+    """Where in the plan a layer comes from."""
+
+    document: str
+    section: str | None = None
+
+
+class LayerStyle(BaseModel):
+    """Default map style of a layer; `by` colours features by a property's values."""
+
+    color: str = "#3366cc"
+    fill_color: str | None = None
+    weight: float = 2
+    fill_opacity: float = 0.25
+    radius: float = 6
+    by: str | None = None
+    colors: dict[str, str] = Field(default_factory=dict)
+    z_index: int = 400
+
+
+class Layer(BaseModel):
+    """One catalogue entry: a collection of features with a declared geometry type and property schema."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    title: Bilingual
+    description: Bilingual
+    geometry_type: GeometryType
+    file: str
+    keywords: list[str] = Field(default_factory=list)
+    plan_reference: PlanReference | None = None
+    properties: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    required: list[str] = Field(default_factory=list)
+    style: LayerStyle = Field(default_factory=LayerStyle)
+    editable: bool = True
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_slug(cls, value: str) -> str:
+        if not LAYER_ID.match(value):
+            raise ValueError(f"layer id {value!r} must be lower-case letters, digits and _ (no dots)")
+        return value
+
+    @model_validator(mode="after")
+    def _no_clash_with_common(self) -> Layer:
+        clash = set(self.properties) & set(COMMON_PROPERTIES)
+        if clash:
+            raise ValueError(f"layer {self.id} redeclares common properties {sorted(clash)}")
+        return self
+
+    @cached_property
+    def json_schema(self) -> dict[str, Any]:
+        """JSON Schema of a feature's properties: the common ones plus this layer's own."""
+        props = deepcopy(COMMON_PROPERTIES) | deepcopy(self.properties)
+        return {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": props,
+            "required": REQUIRED_PROPERTIES + [r for r in self.required if r not in REQUIRED_PROPERTIES],
+            "additionalProperties": False,
+        }
+
+    @cached_property
+    def property_validator(self) -> Draft202012Validator:
+        """Validator of a feature's properties against `json_schema`."""
+        return Draft202012Validator(self.json_schema)
+
+    @property
+    def property_names(self) -> list[str]:
+        """Every property a feature of this layer may carry, common ones first."""
+        return list(COMMON_PROPERTIES) + list(self.properties)
+
+
+class MapLayer(BaseModel):
+    """A layer as it appears on one map."""
+
+    layer: str
+    show: bool = True
+    style: LayerStyle | None = None
+
+
+class MapDocument(BaseModel):
+    """A thematic map: which layers, their styles, where it opens."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    title: Bilingual
+    description: Bilingual
+    center: tuple[float, float] = Field(description="lat, lon")
+    zoom: int = Field(ge=1, le=20)
+    layers: list[MapLayer]
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_slug(cls, value: str) -> str:
+        if not LAYER_ID.match(value):
+            raise ValueError(f"map id {value!r} must be lower-case letters, digits and _")
+        return value
+
+
+class Catalog(BaseModel):
+    """Everything that exists: layers and maps, in their declared order."""
+
+    layers: dict[str, Layer]
+    maps: dict[str, MapDocument]
+    layers_dir: Path
+
+    def layer_file(self, layer: Layer) -> Path:
+        """The seed GeoJSON file of a layer."""
+        return self.layers_dir / layer.file
+
+
+class CatalogError(ValueError):
+    """The catalogue or a map document is malformed."""
+
+
+def load_catalog(layers_dir: Path, maps_dir: Path) -> Catalog:
+    """Read `layers/catalog.yaml` and every `maps/*.yaml`, checking that maps name existing layers."""
+    catalog_file = layers_dir / "catalog.yaml"
+    try:
+        raw = yaml.safe_load(catalog_file.read_text(encoding="utf-8"))
+        layers = [Layer.model_validate(entry) for entry in raw["layers"]]
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        raise CatalogError(f"{catalog_file}: {exc}") from exc
+    by_id: dict[str, Layer] = {}
+    for layer in layers:
+        if layer.id in by_id:
+            raise CatalogError(f"{catalog_file}: layer id {layer.id!r} declared twice")
+        by_id[layer.id] = layer
+    maps: dict[str, MapDocument] = {}
+    for path in sorted(maps_dir.glob("*.yaml")):
+        try:
+            doc = MapDocument.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except (OSError, TypeError, ValueError, yaml.YAMLError) as exc:
+            raise CatalogError(f"{path}: {exc}") from exc
+        missing = [m.layer for m in doc.layers if m.layer not in by_id]
+        if missing:
+            raise CatalogError(f"{path}: unknown layers {missing}")
+        maps[doc.id] = doc
+    return Catalog(layers=by_id, maps=maps, layers_dir=layers_dir)

@@ -1,0 +1,171 @@
+"""The `jxplan` command: run the service, manage the embedded database, load the layers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from geo_service.catalog import CatalogError, load_catalog
+from geo_service.db import migrate
+from geo_service.db.embedded import ClusterError, EmbeddedCluster
+from geo_service.db.engine import database_url, ensure_database, sync_engine
+from geo_service.loader import SeedError, load
+from geo_service.settings import Settings, get_settings
+
+app = typer.Typer(help="嘉兴规划GIS Jiaxing plan GIS: serve, database, layers.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: embedded PostGIS cluster and migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+@contextlib.contextmanager
+def database(settings: Settings, *, keep_running: bool = False) -> Iterator[str]:
+    """The database URL: DATABASE_URL, or the embedded cluster started for the duration (and stopped after,
+    if this call started it)."""
+    if settings.database_url:
+        yield database_url(settings)
+        return
+    cluster = EmbeddedCluster(settings.data_dir)
+    try:
+        started = cluster.start()
+    except ClusterError as exc:
+        raise _fail(str(exc)) from exc
+    if started:
+        typer.echo(
+            f"Embedded PostGIS started on 127.0.0.1:{cluster.running_port()} (data in {settings.data_dir})."
+        )
+    try:
+        url = database_url(settings)
+        ensure_database(url)
+        yield url
+    finally:
+        if started and not keep_running:
+            cluster.stop()
+            typer.echo("Embedded PostGIS stopped.")
+
+
+def _prepare(url: str, settings: Settings) -> None:
+    """Migrate and load: what both `run` and `load` need."""
+    migrate.upgrade(url)
+    try:
+        catalog = load_catalog(settings.layers_dir, settings.maps_dir)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from exc
+    engine = sync_engine(url)
+    try:
+        reports = load(engine, catalog)
+    except SeedError as exc:
+        raise _fail(f"Seed data rejected, nothing was loaded:\n{exc}") from exc
+    finally:
+        engine.dispose()
+    changed = [r for r in reports if r.changed or r.kept_edits]
+    if not changed:
+        typer.echo(f"Layers up to date ({len(reports)} layers, nothing changed).")
+    for report in changed:
+        typer.echo("  " + report.summary())
+
+
+def _serve(settings: Settings) -> None:
+    from geo_service.app import create_app  # the app imports the web stack; the db commands do not need it
+
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"\n  地图 Map:  {base}/maps/overview\n  接口 API:  {base}/\n  (Ctrl-C stops)\n")
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False
+    )
+
+
+@app.command()
+def run() -> None:
+    """Start the embedded PostGIS (unless DATABASE_URL is set), migrate, load the layers and serve."""
+    settings = get_settings()
+    with database(settings) as url:
+        _prepare(url, settings)
+        _serve(settings)
+
+
+@app.command()
+def serve() -> None:
+    """Serve the API and maps (the database must be running and migrated)."""
+    settings = get_settings()
+    if not settings.database_url and EmbeddedCluster(settings.data_dir).running_port() is None:
+        raise _fail("The embedded PostGIS is not running: use `jxplan run`, or `jxplan db start` first.")
+    _serve(settings)
+
+
+@app.command("load")
+def load_command(
+    layer: Annotated[list[str] | None, typer.Option(help="Load only these layers (repeatable).")] = None,
+) -> None:
+    """Load `layers/` into the database: new features inserted, changed ones updated, edits kept."""
+    settings = get_settings()
+    with database(settings, keep_running=True) as url:
+        migrate.upgrade(url)
+        catalog = load_catalog(settings.layers_dir, settings.maps_dir)
+        unknown = [name for name in layer or [] if name not in catalog.layers]
+        if unknown:
+            raise _fail(f"Unknown layer(s): {', '.join(unknown)}. Layers: {', '.join(catalog.layers)}")
+        engine = sync_engine(url)
+        try:
+            reports = load(engine, catalog, layer or None)
+        except SeedError as exc:
+            raise _fail(f"Seed data rejected, nothing was loaded:\n{exc}") from exc
+        finally:
+            engine.dispose()
+        for report in reports:
+            typer.echo(report.summary())
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded PostGIS cluster (created on first use)."""
+    cluster = EmbeddedCluster(get_settings().data_dir)
+    try:
+        started = cluster.start()
+    except ClusterError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"{'Started' if started else 'Already running'} on 127.0.0.1:{cluster.running_port()}.")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostGIS cluster."""
+    EmbeddedCluster(get_settings().data_dir).stop()
+    typer.echo("Stopped.")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say which database is used and whether it runs."""
+    settings = get_settings()
+    if settings.database_url:
+        typer.echo("Using DATABASE_URL (an external PostGIS).")
+        return
+    port = EmbeddedCluster(settings.data_dir).running_port()
+    typer.echo(f"Embedded PostGIS {'running on 127.0.0.1:' + str(port) if port else 'stopped'}.")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    settings = get_settings()
+    with database(settings, keep_running=True) as url:
+        migrate.upgrade(url, revision)
+        typer.echo(f"Database at revision {migrate.current_revision(url)}.")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (`base` removes every table and its data)."""
+    settings = get_settings()
+    with database(settings, keep_running=True) as url:
+        migrate.downgrade(url, revision)
+        typer.echo(f"Database at revision {migrate.current_revision(url)}.")

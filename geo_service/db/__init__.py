@@ -1,0 +1,1 @@
+"""Database: the embedded PostGIS cluster, engines, table definitions and migrations."""

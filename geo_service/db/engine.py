@@ -1,0 +1,65 @@
+"""Connections: which database to use, creating it with PostGIS, and the engines."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from geo_service.db.embedded import EmbeddedCluster
+from geo_service.settings import Settings
+
+
+def normalize_url(url: str) -> str:
+    """Make any PostgreSQL URL use the psycopg 3 driver (DATABASE_URL often says postgres://)."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def database_url(settings: Settings, database: str = "jxplan") -> str:
+    """The configured DATABASE_URL, or the embedded cluster's (which must be running)."""
+    if settings.database_url:
+        return normalize_url(settings.database_url)
+    return EmbeddedCluster(settings.data_dir).url(database)
+
+
+def ensure_database(url: str) -> None:
+    """Create the database of `url` if it does not exist, and the PostGIS extension in it."""
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database})
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    finally:
+        admin.dispose()
+    engine = create_engine(parsed, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    finally:
+        engine.dispose()
+
+
+def drop_database(url: str) -> None:
+    """Drop the database of `url` (tests use a throwaway database)."""
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def sync_engine(url: str) -> Engine:
+    """A synchronous engine for the loader, migrations and the CLI."""
+    return create_engine(url, pool_pre_ping=True)
+
+
+def async_engine(url: str, settings: Settings) -> AsyncEngine:
+    """The service's pool of asynchronous connections."""
+    return create_async_engine(
+        url, pool_size=settings.pool_size, max_overflow=settings.pool_size, pool_pre_ping=True
+    )

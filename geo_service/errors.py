@@ -1,0 +1,55 @@
+"""The one error type: library code raises a `Problem`, one handler renders it as RFC 9457 problem details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error a client can act on, rendered as `application/problem+json` with its HTTP status."""
+
+    status: int = 400
+    title: str = "Bad request 请求无效"
+
+    def __init__(self, detail: str, *, status: int | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        self.extra = extra
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        """The problem details document."""
+        doc: dict[str, Any] = {
+            "type": f"about:blank#{self.status}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            doc["instance"] = instance
+        doc.update(self.extra)
+        return doc
+
+
+class InvalidParameter(Problem):
+    """A query parameter is malformed, out of range or not known (OGC wants 400, never 422)."""
+
+    status = 400
+    title = "Invalid parameter 参数无效"
+
+
+class NotFound(Problem):
+    """The collection, feature or page does not exist."""
+
+    status = 404
+    title = "Not found 未找到"
+
+
+class NotAcceptable(Problem):
+    """No representation of the resource matches the request's `Accept` or `f`."""
+
+    status = 406
+    title = "Not acceptable 不支持的格式"

@@ -1,0 +1,1 @@
+"""Interactive maps of the plan: Folium pages whose scripts, styles and fonts are all served locally."""

@@ -1,0 +1,91 @@
+"""Folium elements that load plan features from the API in the browser and style them."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any, ClassVar
+
+from branca.element import MacroElement
+from folium.elements import ElementAddToElement
+from folium.map import Layer
+from folium.template import Template
+
+from geo_service.catalog import Layer as CatalogLayer
+from geo_service.catalog import LayerStyle
+from geo_service.mapview.assets import vendor_url
+from geo_service.mapview.inert import add_links, render_inert
+from geo_service.mapview.styles import page_config, style_config
+
+APP_JS = "/static/app/jxplan-map.js"
+APP_CSS = "/static/app/jxplan-map.css"
+CJK_FONT_CSS = vendor_url("@fontsource-variable/noto-sans-sc/index.css")
+
+# One request normally fetches a whole layer; the script follows `next` links when the server pages.
+PAGE_LIMIT = 1000
+
+
+class PageSetup(MacroElement):
+    """Loads the page script and styles and hands it the labels and line styles every layer shares."""
+
+    default_js: ClassVar[list[tuple[str, str]]] = [("jxplan_map_js", APP_JS)]
+    default_css: ClassVar[list[tuple[str, str]]] = [
+        ("jxplan_cjk_font_css", CJK_FONT_CSS),
+        ("jxplan_map_css", APP_CSS),
+    ]
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            jxplan.setup({{ this._parent.get_name() }}, {{ this.config|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "PageSetup"
+        self.config = page_config()
+
+    def render(self, **kwargs: Any) -> str:
+        """Link the files, then place the script."""
+        add_links(self, self.default_js, self.default_css)
+        render_inert(self, **kwargs)
+        return ""
+
+
+class PlanLayer(Layer):
+    """A catalogue layer as an overlay: the browser fetches its features and draws them with its style."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = jxplan.planLayer(
+                {{ this._parent.get_name() }}, {{ this.config|tojson }}
+            );
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, layer: CatalogLayer, style: LayerStyle, show: bool = True) -> None:
+        # Leaflet's layer control inserts names as HTML.
+        super().__init__(name=escape(str(layer.title)), overlay=True, control=True, show=show)
+        self._name = "PlanLayer"
+        self.config = {
+            "id": layer.id,
+            "title": str(layer.title),
+            "geometryType": layer.geometry_type,
+            "items": f"/collections/{layer.id}/items?f=json&limit={PAGE_LIMIT}",
+            "style": style_config(style),
+        }
+
+    def render(self, **kwargs: Any) -> str:
+        """Place the script, and add the layer to the map when it is shown at first."""
+        if self.show:
+            if self._parent is None:
+                raise TypeError(f"{self.get_name()} must be added to a map before rendering")
+            adder = ElementAddToElement(
+                element_name=self.get_name(), element_parent_name=self._parent.get_name()
+            )
+            self.add_child(adder, name=self.get_name() + "_add")
+        render_inert(self, **kwargs)
+        return ""

@@ -1,0 +1,1 @@
+"""OGC API – Features: landing page, conformance, OpenAPI, collections, items."""

@@ -1,0 +1,10 @@
+"""The conformance classes this service declares: only those that truly pass."""
+
+CORE = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
+GEOJSON = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson"
+HTML = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html"
+OAS30 = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30"
+
+CONFORMS_TO = [CORE, GEOJSON, HTML, OAS30]
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"

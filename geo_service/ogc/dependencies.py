@@ -1,0 +1,64 @@
+"""Typed request dependencies: the handler receives a resolved `Layer`, never a raw string."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from fastapi import Request
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from geo_service.catalog import Catalog, Layer
+from geo_service.errors import NotFound
+from geo_service.settings import Settings
+
+
+def get_catalog(request: Request) -> Catalog:
+    """The catalogue the app was built with."""
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was built with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> AsyncEngine:
+    """The database pool opened by the app's lifespan."""
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+def get_layer(collection_id: str, request: Request) -> Layer:
+    """The collection named in the path, or 404 before the handler runs."""
+    catalog = get_catalog(request)
+    layer = catalog.layers.get(collection_id)
+    if layer is None:
+        raise NotFound(
+            f"No collection {collection_id!r}. Collections: {', '.join(catalog.layers)}.",
+        )
+    return layer
+
+
+@dataclass(frozen=True)
+class LayerState:
+    """What the database says about a layer now: its version (the cache key), count and change time."""
+
+    version: int
+    feature_count: int
+    updated_at: datetime
+
+
+async def layer_state(conn: AsyncConnection, layer: Layer) -> LayerState:
+    """The layer's current state; 404 if the catalogue declares it but it was never loaded."""
+    row = (
+        await conn.execute(
+            text("SELECT version, feature_count, updated_at FROM layers WHERE id = :id"), {"id": layer.id}
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"Collection {layer.id!r} is declared but not loaded yet; run `jxplan load`.")
+    return LayerState(row.version, row.feature_count, row.updated_at)

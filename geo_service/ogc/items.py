@@ -1,0 +1,183 @@
+"""`/collections/{id}/items` and `/collections/{id}/items/{featureId}`: features, built by PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from geo_service.catalog import Layer
+from geo_service.errors import NotFound
+from geo_service.ogc.cursor import decode_cursor, encode_cursor
+from geo_service.ogc.dependencies import get_engine, get_layer, get_settings, layer_state
+from geo_service.ogc.html import render
+from geo_service.ogc.links import base_url, link, url
+from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, negotiate
+from geo_service.ogc.openapi import ITEMS_PARAMETERS
+from geo_service.ogc.parameters import parse_bbox, parse_datetime, parse_limit, reject_unknown
+from geo_service.ogc.query import ItemsFilter, feature_statement, page_statement
+from geo_service.ogc.responses import cache_headers, etag_for, not_modified
+from geo_service.settings import Settings
+
+router = APIRouter()
+
+FEATURE_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+
+
+def _format_links(
+    request: Request, settings: Settings, path: str, fmt: str, **query: Any
+) -> list[dict[str, str]]:
+    return [
+        link(
+            url(request, settings, path, **query, f="json"),
+            "self" if fmt == GEOJSON else "alternate",
+            GEOJSON,
+        ),
+        link(url(request, settings, path, **query, f="html"), "self" if fmt == HTML else "alternate", HTML),
+    ]
+
+
+async def _chunks(head: str, features: str, tail: str) -> AsyncIterator[bytes]:
+    yield head.encode()
+    yield features.encode()
+    yield tail.encode()
+
+
+@router.get("/collections/{collection_id}/items", include_in_schema=False)
+async def items(
+    request: Request,
+    layer: Layer = Depends(get_layer),
+    settings: Settings = Depends(get_settings),
+    engine: AsyncEngine = Depends(get_engine),
+) -> Response:
+    """A page of features: GeoJSON assembled by PostgreSQL, or an HTML table."""
+    params = request.query_params
+    reject_unknown(params, ITEMS_PARAMETERS)
+    fmt = negotiate(request, [GEOJSON, HTML])
+    limit = parse_limit(params.get("limit"), settings.default_limit, settings.max_limit)
+    filter_ = ItemsFilter(layer.id, parse_bbox(params.get("bbox")))
+    parse_datetime(params.get("datetime"))
+    after = decode_cursor(params.get("cursor"), filter_.fingerprint())
+
+    async with engine.connect() as conn:
+        # one snapshot for the layer state and the page, so numberMatched and the page agree
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        state = await layer_state(conn, layer)
+        etag = etag_for(
+            "items", layer.id, state.version, fmt, sorted(params.multi_items()), str(request.base_url)
+        )
+        if (cached := not_modified(request, etag, state.updated_at)) is not None:
+            return cached
+        count_here = filter_.is_filtered and state.feature_count <= settings.exact_count_threshold
+        row = (await conn.execute(page_statement(filter_, after=after, limit=limit, count=count_here))).one()
+        await conn.rollback()
+
+    matched = row.matched if filter_.is_filtered else state.feature_count
+    path = f"/collections/{layer.id}/items"
+    query: dict[str, Any] = {
+        "limit": params.get("limit"),
+        "bbox": params.get("bbox"),
+        "datetime": params.get("datetime"),
+    }
+    links = _format_links(request, settings, path, fmt, **query, cursor=params.get("cursor"))
+    if row.has_more:
+        cursor = encode_cursor(row.last_id, filter_.fingerprint())
+        next_type = HTML if fmt == HTML else GEOJSON
+        f = "html" if fmt == HTML else "json"
+        links.append(
+            link(
+                url(request, settings, path, **query, cursor=cursor, f=f),
+                "next",
+                next_type,
+                "下一页 Next page",
+            )
+        )
+    links.append(
+        link(
+            url(request, settings, f"/collections/{layer.id}", f="json"), "collection", JSON, str(layer.title)
+        )
+    )
+    headers = cache_headers(etag, state.updated_at)
+
+    if fmt == HTML:
+        features = json.loads("[" + (row.features or "") + "]")
+        start = 1 if after is None else None
+        return render(
+            request,
+            "items.html",
+            headers=headers,
+            features=features,
+            links=links,
+            matched=matched,
+            shown_from=start or "…",
+            shown_to=(len(features) if start else "…"),
+            collection_id=layer.id,
+            layer_title=str(layer.title),
+            title=str(layer.title),
+            base=base_url(request, settings),
+        )
+
+    envelope: dict[str, Any] = {"type": "FeatureCollection"}
+    if matched is not None:
+        envelope["numberMatched"] = matched
+    envelope |= {
+        "numberReturned": row.returned,
+        "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "links": links,
+    }
+    head = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))[:-1] + ',"features":['
+    return StreamingResponse(_chunks(head, row.features or "", "]}"), media_type=GEOJSON, headers=headers)
+
+
+@router.get("/collections/{collection_id}/items/{feature_id}", include_in_schema=False)
+async def feature(
+    feature_id: str,
+    request: Request,
+    layer: Layer = Depends(get_layer),
+    settings: Settings = Depends(get_settings),
+    engine: AsyncEngine = Depends(get_engine),
+) -> Response:
+    """One feature, with links to itself and its collection."""
+    reject_unknown(request.query_params, ["f"])
+    fmt = negotiate(request, [GEOJSON, HTML])
+    if not FEATURE_ID.match(feature_id):
+        raise NotFound(f"No feature {feature_id!r} in {layer.id}: feature ids are positive integers.")
+    async with engine.connect() as conn:
+        row = (await conn.execute(feature_statement(layer.id, int(feature_id)))).first()
+    if row is None:
+        raise NotFound(f"No feature {feature_id} in collection {layer.id}.")
+    etag = etag_for("feature", layer.id, feature_id, row.version, fmt, str(request.base_url))
+    if (cached := not_modified(request, etag, row.updated_at)) is not None:
+        return cached
+    headers = cache_headers(etag, row.updated_at)
+    path = f"/collections/{layer.id}/items/{feature_id}"
+    links = _format_links(request, settings, path, fmt)
+    links.append(
+        link(
+            url(request, settings, f"/collections/{layer.id}", f="json"), "collection", JSON, str(layer.title)
+        )
+    )
+    if fmt == HTML:
+        doc = json.loads(row.feature)
+        titles = {k: v.get("title", k) for k, v in layer.json_schema["properties"].items()}
+        return render(
+            request,
+            "feature.html",
+            headers=headers,
+            feature=doc,
+            links=links,
+            version=row.version,
+            collection_id=layer.id,
+            layer_title=str(layer.title),
+            titles=titles,
+            title=doc["properties"].get("name_zh", feature_id),
+            base=base_url(request, settings),
+        )
+    body = row.feature[:-1] + ',"links":' + json.dumps(links, ensure_ascii=False) + "}"
+    return Response(content=body, media_type=GEOJSON, headers=headers)

@@ -1,0 +1,225 @@
+"""The OpenAPI 3.0 document, built from the catalogue and the parameter declarations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geo_service import __version__
+from geo_service.catalog import Catalog
+from geo_service.errors import PROBLEM_JSON
+from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, OPENAPI
+from geo_service.ogc.parameters import declarations
+from geo_service.settings import Settings
+
+ITEMS_PARAMETERS = ["f", "limit", "bbox", "datetime", "cursor"]
+
+
+def _ref(kind: str, name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _ok(description: str, media: dict[str, str]) -> dict[str, Any]:
+    return {
+        "200": {
+            "description": description,
+            "content": {
+                m: {"schema": _ref("schemas", s)} if s else {"schema": {"type": "string"}}
+                for m, s in media.items()
+            },
+        },
+        "400": _ref("responses", "InvalidParameter"),
+        "500": _ref("responses", "ServerError"),
+    }
+
+
+def _operation(
+    op_id: str, summary: str, tag: str, params: list[str], responses: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "operationId": op_id,
+        "summary": summary,
+        "tags": [tag],
+        "parameters": [_ref("parameters", p) for p in params],
+        "responses": responses,
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    link = {
+        "type": "object",
+        "required": ["href", "rel"],
+        "properties": {k: {"type": "string"} for k in ("href", "rel", "type", "title", "hreflang")},
+    }
+    links = {"type": "array", "items": _ref("schemas", "Link")}
+    geometry = {"type": "object", "nullable": True, "description": "A GeoJSON geometry (RFC 7946)."}
+    feature = {
+        "type": "object",
+        "required": ["type", "geometry", "properties"],
+        "properties": {
+            "type": {"type": "string", "enum": ["Feature"]},
+            "id": {"type": "integer"},
+            "geometry": geometry,
+            "properties": {"type": "object", "nullable": True},
+            "links": links,
+        },
+    }
+    return {
+        "Link": link,
+        "LandingPage": {
+            "type": "object",
+            "required": ["links"],
+            "properties": {"title": {"type": "string"}, "description": {"type": "string"}, "links": links},
+        },
+        "ConfClasses": {
+            "type": "object",
+            "required": ["conformsTo"],
+            "properties": {"conformsTo": {"type": "array", "items": {"type": "string"}}, "links": links},
+        },
+        "Collection": {
+            "type": "object",
+            "required": ["id", "links"],
+            "properties": {
+                "id": {"type": "string"},
+                "title": {"type": "string"},
+                "description": {"type": "string"},
+                "itemType": {"type": "string"},
+                "crs": {"type": "array", "items": {"type": "string"}},
+                "extent": {"type": "object"},
+                "links": links,
+            },
+        },
+        "Collections": {
+            "type": "object",
+            "required": ["links", "collections"],
+            "properties": {
+                "links": links,
+                "collections": {"type": "array", "items": _ref("schemas", "Collection")},
+            },
+        },
+        "FeatureGeoJSON": feature,
+        "FeatureCollectionGeoJSON": {
+            "type": "object",
+            "required": ["type", "features"],
+            "properties": {
+                "type": {"type": "string", "enum": ["FeatureCollection"]},
+                "features": {"type": "array", "items": _ref("schemas", "FeatureGeoJSON")},
+                "links": links,
+                "timeStamp": {"type": "string", "format": "date-time"},
+                "numberMatched": {"type": "integer", "minimum": 0},
+                "numberReturned": {"type": "integer", "minimum": 0},
+            },
+        },
+        "Problem": {
+            "type": "object",
+            "description": "RFC 9457 problem details.",
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "instance": {"type": "string"},
+            },
+        },
+    }
+
+
+def openapi_document(
+    catalog: Catalog, settings: Settings, base: str, title: str, description: str
+) -> dict[str, Any]:
+    """The API definition clients (QGIS, GDAL, the OGC test suite) read for paths and parameter limits."""
+    parameters = declarations(settings.default_limit, settings.max_limit)
+    parameters["collectionId"]["schema"]["enum"] = list(catalog.layers)
+    problem = {"content": {PROBLEM_JSON: {"schema": _ref("schemas", "Problem")}}}
+    html_or = {HTML: ""}
+    paths: dict[str, Any] = {
+        "/": {
+            "get": _operation(
+                "getLandingPage",
+                "Landing page 首页",
+                "Capabilities",
+                ["f"],
+                _ok("Links to the API, conformance and collections.", {JSON: "LandingPage"} | html_or),
+            )
+        },
+        "/conformance": {
+            "get": _operation(
+                "getConformanceDeclaration",
+                "Conformance classes 符合性",
+                "Capabilities",
+                ["f"],
+                _ok("The conformance classes the service implements.", {JSON: "ConfClasses"} | html_or),
+            )
+        },
+        "/api": {
+            "get": _operation(
+                "getAPI",
+                "This API definition 接口定义",
+                "Capabilities",
+                ["f"],
+                _ok("The OpenAPI document.", {OPENAPI: "", JSON: ""} | html_or),
+            )
+        },
+        "/collections": {
+            "get": _operation(
+                "getCollections",
+                "The collections (layers) 图层列表",
+                "Capabilities",
+                ["f"],
+                _ok("Metadata of every collection.", {JSON: "Collections"} | html_or),
+            )
+        },
+        "/collections/{collectionId}": {
+            "get": _operation(
+                "describeCollection",
+                "One collection 图层",
+                "Capabilities",
+                ["collectionId", "f"],
+                _ok("Metadata of the collection.", {JSON: "Collection"} | html_or)
+                | {"404": _ref("responses", "NotFound")},
+            )
+        },
+        "/collections/{collectionId}/items": {
+            "get": _operation(
+                "getFeatures",
+                "Features of a collection 要素",
+                "Data",
+                ["collectionId", *ITEMS_PARAMETERS],
+                _ok(
+                    "A page of features; follow the `next` link for more.",
+                    {GEOJSON: "FeatureCollectionGeoJSON"} | html_or,
+                )
+                | {"404": _ref("responses", "NotFound")},
+            )
+        },
+        "/collections/{collectionId}/items/{featureId}": {
+            "get": _operation(
+                "getFeature",
+                "One feature 单个要素",
+                "Data",
+                ["collectionId", "featureId", "f"],
+                _ok("The feature.", {GEOJSON: "FeatureGeoJSON"} | html_or)
+                | {"404": _ref("responses", "NotFound")},
+            )
+        },
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": title,
+            "description": description,
+            "version": __version__,
+            "license": {"name": "MIT"},
+        },
+        "servers": [{"url": base}],
+        "tags": [{"name": "Capabilities"}, {"name": "Data"}],
+        "paths": paths,
+        "components": {
+            "parameters": parameters,
+            "schemas": _schemas(),
+            "responses": {
+                "InvalidParameter": {"description": "A query parameter is malformed or unknown.", **problem},
+                "NotFound": {"description": "No such collection or feature.", **problem},
+                "ServerError": {"description": "A server error (a bug: please report it).", **problem},
+            },
+        },
+    }

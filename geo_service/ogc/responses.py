@@ -1,0 +1,58 @@
+"""Response helpers: JSON bodies with the right media type, ETag / Last-Modified and 304s."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
+
+from fastapi import Request, Response
+
+CACHE_CONTROL = "public, max-age=0, must-revalidate"
+GZIP_SUFFIX = "-gzip"  # a compressed body is another representation: its strong ETag must differ
+
+
+def json_response(
+    body: Any, media_type: str, headers: dict[str, str] | None = None, status_code: int = 200
+) -> Response:
+    """Serialise a small document (the big ones are assembled by PostgreSQL)."""
+    content = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return Response(content=content, media_type=media_type, headers=headers, status_code=status_code)
+
+
+def etag_for(*parts: object) -> str:
+    """A strong ETag from the parts that determine a representation (layer version, query, format)."""
+    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
+    return f'"{digest}"'
+
+
+def cache_headers(etag: str, last_modified: datetime | None) -> dict[str, str]:
+    """Validators and a policy that makes clients revalidate (edits must show at once)."""
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept"}
+    if last_modified is not None:
+        headers["Last-Modified"] = format_datetime(
+            last_modified.astimezone(UTC).replace(microsecond=0), usegmt=True
+        )
+    return headers
+
+
+def not_modified(request: Request, etag: str, last_modified: datetime | None) -> Response | None:
+    """A 304 when the client's copy is current (If-None-Match wins over If-Modified-Since)."""
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        for tag in (t.strip().removeprefix("W/") for t in if_none_match.split(",")):
+            # the client may hold the gzip representation: answer with the tag it holds
+            if tag == "*" or tag.replace(GZIP_SUFFIX + '"', '"') == etag:
+                held = etag if tag == "*" else tag
+                return Response(status_code=304, headers=cache_headers(held, last_modified))
+        return None
+    since = request.headers.get("if-modified-since")
+    if since and last_modified is not None:
+        try:
+            if last_modified.replace(microsecond=0) <= parsedate_to_datetime(since):
+                return Response(status_code=304, headers=cache_headers(etag, last_modified))
+        except (TypeError, ValueError):
+            return None
+    return None

@@ -1,0 +1,104 @@
+"""Checks a feature must pass before it is written, shared by the loader and the editing API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import shapely
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from geo_service.catalog import Layer
+
+# Generous box around Jiaxing and the neighbours its plan items reach (Shanghai's Qingpu/Jinshan,
+# Suzhou's Wujiang, Hangzhou's Linping/Xiaoshan airport, Huzhou's Nanxun): anything outside is an error,
+# usually swapped longitude and latitude.
+REGION = (119.8, 29.9, 121.95, 31.4)
+MAX_VERTICES = 100_000
+
+# Which GeoJSON geometry types each declared layer type accepts (single parts are promoted to multi).
+ACCEPTED_TYPES: dict[str, set[str]] = {
+    "Point": {"Point"},
+    "MultiPoint": {"Point", "MultiPoint"},
+    "LineString": {"LineString"},
+    "MultiLineString": {"LineString", "MultiLineString"},
+    "Polygon": {"Polygon"},
+    "MultiPolygon": {"Polygon", "MultiPolygon"},
+}
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One reason a feature is rejected: where (a property or `geometry`) and why."""
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+def property_violations(layer: Layer, properties: Any) -> list[Violation]:
+    """Every way `properties` breaks the layer's declared schema."""
+    if not isinstance(properties, dict):
+        return [Violation("properties", "must be a JSON object")]
+    found = []
+    for error in sorted(layer.property_validator.iter_errors(properties), key=lambda e: list(e.path)):
+        where = ".".join(str(p) for p in error.path) or "properties"
+        found.append(Violation(where, error.message))
+    return found
+
+
+def geometry_violations(layer: Layer, geometry: Any) -> list[Violation]:
+    """Every way a GeoJSON geometry (or null) does not fit the layer: type, coordinates, validity, region."""
+    if geometry is None:
+        return []
+    if not isinstance(geometry, dict) or "type" not in geometry:
+        return [Violation("geometry", "must be a GeoJSON geometry object or null")]
+    accepted = ACCEPTED_TYPES[layer.geometry_type]
+    if geometry["type"] not in accepted:
+        return [
+            Violation(
+                "geometry",
+                f"{geometry['type']} is not allowed in layer {layer.id}; it holds {layer.geometry_type} "
+                f"(accepted: {', '.join(sorted(accepted))})",
+            )
+        ]
+    try:
+        geom = shape(geometry)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, shapely.errors.GEOSException) as exc:
+        return [Violation("geometry", f"malformed coordinates: {exc}")]
+    return shape_violations(geom)
+
+
+def shape_violations(geom: BaseGeometry) -> list[Violation]:
+    """Checks of a parsed geometry: empty, vertex count, coordinate ranges, region, validity."""
+    if geom.is_empty:
+        return [Violation("geometry", "is empty; send null for an item whose location is unknown")]
+    if shapely.get_num_coordinates(geom) > MAX_VERTICES:
+        return [Violation("geometry", f"has more than {MAX_VERTICES} vertices; simplify it first")]
+    if shapely.has_z(geom):
+        return [Violation("geometry", "has Z coordinates; send 2D coordinates (longitude, latitude)")]
+    minx, miny, maxx, maxy = geom.bounds
+    west, south, east, north = REGION
+    hint = ""
+    if west <= miny and maxy <= east and south <= minx and maxx <= north:
+        hint = " — the coordinates look like latitude, longitude: GeoJSON wants longitude first"
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        return [
+            Violation(
+                "geometry", f"coordinates out of range: longitude must be -180…180, latitude -90…90{hint}"
+            )
+        ]
+    if minx < west or maxx > east or miny < south or maxy > north:
+        return [
+            Violation(
+                "geometry",
+                f"lies outside the Jiaxing region ({west}…{east} E, {south}…{north} N): "
+                f"bounds {minx:.5f}, {miny:.5f}, {maxx:.5f}, {maxy:.5f}{hint}",
+            )
+        ]
+    if not geom.is_valid:
+        return [Violation("geometry", f"is not valid: {shapely.is_valid_reason(geom)}")]
+    return []

@@ -1,0 +1,129 @@
+"""Shared fixtures: a real PostGIS (the embedded cluster, or TEST_DATABASE_URL), the app, a live server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from geo_service.app import create_app
+from geo_service.catalog import Catalog, load_catalog
+from geo_service.db import migrate
+from geo_service.db.embedded import EmbeddedCluster
+from geo_service.db.engine import drop_database, ensure_database, normalize_url, sync_engine
+from geo_service.loader import load
+from geo_service.settings import PROJECT_ROOT, Settings
+
+OUTPUT = PROJECT_ROOT / "tests" / "output"
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """URL of a PostgreSQL server with PostGIS (its default database); the embedded cluster unless
+    TEST_DATABASE_URL names another."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield normalize_url(given)
+        return
+    cluster = EmbeddedCluster(PROJECT_ROOT / ".data")
+    started = cluster.start()
+    yield cluster.url("postgres")
+    if started:
+        cluster.stop()
+
+
+def make_database(server_url: str, name: str) -> str:
+    """A new, empty, migrated database on the test server (dropped first if it exists)."""
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    drop_database(url)
+    ensure_database(url)
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    """The real catalogue of `layers/` and `maps/`."""
+    return load_catalog(PROJECT_ROOT / "layers", PROJECT_ROOT / "maps")
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str, catalog: Catalog) -> Iterator[str]:
+    """The shared test database, migrated and loaded with every layer: read-only for tests."""
+    url = make_database(server_url, f"jxplan_test_{os.getpid()}")  # concurrent runs never share it
+    engine = sync_engine(url)
+    load(engine, catalog)
+    engine.dispose()
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    """A synchronous engine on the shared test database."""
+    eng = sync_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings pointing at the shared test database."""
+    return Settings(database_url=database_url, data_dir=tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings, catalog: Catalog) -> Iterator[TestClient]:
+    """An HTTP client calling the app in-process."""
+    with TestClient(create_app(settings, catalog), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_server(app: FastAPI) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free port of 127.0.0.1 for the duration; yields its base URL."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, catalog: Catalog) -> Iterator[str]:
+    """The service on a real socket, for real clients (GDAL, OWSLib, the browser)."""
+    with running_server(create_app(settings, catalog)) as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    """Where tests write screenshots and files for people to look at (git-ignored)."""
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    return OUTPUT

@@ -1,0 +1,215 @@
+"""The Alembic migrations: tables, append-only history, statistics triggers and geometry checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from geo_service.db import migrate
+
+TABLES = {"layers", "features", "feature_history", "api_keys"}
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _functions(conn: Connection) -> set[str]:
+    return set(conn.scalars(text("SELECT proname FROM pg_proc WHERE proname LIKE 'jx\\_%'")))
+
+
+def _layer(conn: Connection, layer_id: str) -> dict[str, Any]:
+    row = conn.execute(
+        text("SELECT version, feature_count, extent IS NULL AS stale FROM layers WHERE id = :id"),
+        {"id": layer_id},
+    ).one()
+    return dict(row._mapping)
+
+
+def _add_layer(conn: Connection, layer_id: str) -> None:
+    conn.execute(text("INSERT INTO layers (id, geometry_type) VALUES (:id, 'Point')"), {"id": layer_id})
+
+
+def _insert_points(conn: Connection, layer_id: str, codes: list[str]) -> None:
+    """One INSERT statement adding a point feature per code."""
+    values = ", ".join(
+        f"(:layer, jsonb_build_object('code', CAST(:c{i} AS text)),"
+        f" ST_SetSRID(ST_MakePoint(120.7 + {i} * 0.01, 30.7), 4326))"
+        for i in range(len(codes))
+    )
+    params: dict[str, Any] = {"layer": layer_id} | {f"c{i}": code for i, code in enumerate(codes)}
+    conn.execute(text(f"INSERT INTO features (layer_id, properties, geom) VALUES {values}"), params)
+
+
+def _head() -> str | None:
+    return ScriptDirectory.from_config(migrate.alembic_config("postgresql://unused")).get_current_head()
+
+
+def test_upgrade_creates_the_tables(private_url: str) -> None:
+    """Upgrading to head creates layers, features, feature_history and api_keys, and records the head."""
+    assert _tables(private_url) >= TABLES
+    assert migrate.current_revision(private_url) == _head()
+
+
+def test_downgrade_removes_everything_and_upgrade_works_again(
+    private_url: str, private_engine: Engine
+) -> None:
+    """Downgrading to base removes the tables and functions; upgrading again rebuilds a working schema."""
+    migrate.downgrade(private_url, "base")
+    assert not (TABLES & _tables(private_url))
+    assert migrate.current_revision(private_url) is None
+    with private_engine.connect() as conn:
+        assert _functions(conn) == set()
+    migrate.upgrade(private_url)
+    assert _tables(private_url) >= TABLES
+    assert migrate.current_revision(private_url) == _head()
+    with private_engine.begin() as conn:
+        _add_layer(conn, "again")
+        _insert_points(conn, "again", ["a", "b"])
+        assert _layer(conn, "again")["feature_count"] == 2
+
+
+def test_history_is_append_only(private_engine: Engine) -> None:
+    """Rows of feature_history can be added but neither changed nor deleted."""
+    with private_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO feature_history (feature_id, layer_id, version, properties, valid_from,"
+                " operation, changed_by)"
+                " VALUES (1, 'probe', 1, '{\"code\": \"x\"}', now(), 'update', 'tester')"
+            )
+        )
+    for statement in (
+        "UPDATE feature_history SET changed_by = 'someone else'",
+        "DELETE FROM feature_history",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"), private_engine.begin() as conn:
+            conn.execute(text(statement))
+    with private_engine.connect() as conn:
+        rows = conn.execute(text("SELECT changed_by FROM feature_history")).all()
+    assert [r.changed_by for r in rows] == ["tester"]
+
+
+def test_history_operation_is_checked(private_engine: Engine) -> None:
+    """Only 'update' and 'delete' are history operations."""
+    with pytest.raises(IntegrityError), private_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO feature_history (feature_id, layer_id, version, properties, valid_from,"
+                " operation, changed_by) VALUES (1, 'probe', 1, '{}', now(), 'rename', 'tester')"
+            )
+        )
+
+
+def test_triggers_follow_insert_update_delete(private_engine: Engine) -> None:
+    """feature_count follows every statement and version rises by one per statement (not per row)."""
+    with private_engine.begin() as conn:
+        _add_layer(conn, "probe")
+        assert _layer(conn, "probe") == {"version": 0, "feature_count": 0, "stale": True}
+        _insert_points(conn, "probe", ["a", "b", "c"])
+        assert _layer(conn, "probe") == {"version": 1, "feature_count": 3, "stale": False}
+        _insert_points(conn, "probe", ["d"])
+        assert _layer(conn, "probe")["version"] == 2
+        assert _layer(conn, "probe")["feature_count"] == 4
+        conn.execute(
+            text(
+                "UPDATE features SET properties = properties || '{\"note\": \"x\"}' WHERE code IN ('a', 'b')"
+            )
+        )
+        assert _layer(conn, "probe")["version"] == 3
+        assert _layer(conn, "probe")["feature_count"] == 4
+        conn.execute(text("DELETE FROM features WHERE code IN ('c', 'd')"))
+        assert _layer(conn, "probe")["version"] == 4
+        assert _layer(conn, "probe")["feature_count"] == 2
+        stored = conn.scalar(text("SELECT count(*) FROM features WHERE layer_id = 'probe'"))
+        assert _layer(conn, "probe")["feature_count"] == stored
+
+
+def test_triggers_leave_other_layers_alone(private_engine: Engine) -> None:
+    """A statement on one layer's features does not touch another layer's version or count."""
+    with private_engine.begin() as conn:
+        _add_layer(conn, "one")
+        _add_layer(conn, "two")
+        _insert_points(conn, "one", ["a"])
+        _insert_points(conn, "two", ["b", "c"])
+        before = _layer(conn, "two")
+        conn.execute(
+            text("UPDATE features SET properties = properties || '{\"note\": \"x\"}' WHERE layer_id = 'one'")
+        )
+        conn.execute(text("DELETE FROM features WHERE layer_id = 'one'"))
+        assert _layer(conn, "two") == before
+        assert _layer(conn, "one")["feature_count"] == 0
+
+
+def test_triggers_count_features_moved_between_layers(private_engine: Engine) -> None:
+    """An UPDATE that moves features to another layer moves their count too."""
+    with private_engine.begin() as conn:
+        _add_layer(conn, "source")
+        _add_layer(conn, "target")
+        _insert_points(conn, "source", ["a", "b", "c"])
+        conn.execute(text("UPDATE features SET layer_id = 'target' WHERE code IN ('a', 'b')"))
+        for layer_id in ("source", "target"):
+            stored = conn.scalar(text("SELECT count(*) FROM features WHERE layer_id = :l"), {"l": layer_id})
+            assert _layer(conn, layer_id)["feature_count"] == stored, layer_id
+
+
+@pytest.mark.parametrize(
+    ("wkt", "error"),
+    [
+        ("MULTIPOLYGON(((120.7 30.7, 120.8 30.8, 120.8 30.7, 120.7 30.8, 120.7 30.7)))", IntegrityError),
+        (
+            "POLYGON((120.7 30.7, 120.8 30.7, 120.8 30.8, 120.7 30.8, 120.7 30.7),"
+            " (121.0 31.0, 121.1 31.0, 121.1 31.1, 121.0 31.1, 121.0 31.0))",
+            IntegrityError,
+        ),
+        ("POINT Z (120.7 30.7 5)", DBAPIError),
+    ],
+    ids=["self-intersecting", "hole-outside-shell", "3d"],
+)
+def test_invalid_geometry_is_rejected(private_engine: Engine, wkt: str, error: type[Exception]) -> None:
+    """Invalid (CHECK constraint) or 3D geometries are refused, and the layer count is unchanged."""
+    with private_engine.begin() as conn:
+        _add_layer(conn, "probe")
+    with pytest.raises(error), private_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO features (layer_id, properties, geom)"
+                " VALUES ('probe', '{\"code\": \"bad\"}', ST_GeomFromText(:wkt, 4326))"
+            ),
+            {"wkt": wkt},
+        )
+    with private_engine.connect() as conn:
+        assert _layer(conn, "probe")["feature_count"] == 0
+        assert conn.scalar(text("SELECT count(*) FROM features")) == 0
+
+
+def test_valid_geometry_is_accepted(private_engine: Engine) -> None:
+    """The same table accepts a valid polygon (the CHECK is not refusing everything)."""
+    with private_engine.begin() as conn:
+        _add_layer(conn, "probe")
+        conn.execute(
+            text(
+                "INSERT INTO features (layer_id, properties, geom) VALUES ('probe', '{\"code\": \"ok\"}',"
+                " ST_GeomFromText('POLYGON((120.7 30.7, 120.8 30.7, 120.8 30.8, 120.7 30.8, 120.7 30.7))',"
+                " 4326))"
+            )
+        )
+        assert _layer(conn, "probe")["feature_count"] == 1
+
+
+def test_features_need_a_code(private_engine: Engine) -> None:
+    """A feature whose properties lack a code is refused (the code column is NOT NULL)."""
+    with private_engine.begin() as conn:
+        _add_layer(conn, "probe")
+    with pytest.raises(IntegrityError), private_engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO features (layer_id, properties) VALUES ('probe', '{\"name_zh\": \"无代码\"}')")
+        )

@@ -1,0 +1,111 @@
+"""`/conformance`: the classes declared, and that each declared class is really backed by the service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from openapi_spec_validator import validate
+
+PART1 = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/"
+CORE = PART1 + "core"
+GEOJSON = PART1 + "geojson"
+HTML = PART1 + "html"
+OAS30 = PART1 + "oas30"
+
+
+@pytest.fixture(scope="module")
+def conforms_to(client: TestClient) -> list[str]:
+    """The declared conformance classes."""
+    response = client.get("/conformance")
+    assert response.status_code == 200
+    assert response.headers["content-type"].split(";")[0] == "application/json"
+    return response.json()["conformsTo"]
+
+
+def test_declares_part1_classes(conforms_to: list[str]) -> None:
+    """Core, GeoJSON, HTML and OpenAPI 3.0 of Part 1 are declared."""
+    assert {CORE, GEOJSON, HTML, OAS30} <= set(conforms_to)
+
+
+def test_declares_nothing_else(conforms_to: list[str]) -> None:
+    """No Part 2/3/4 or CQL2 class is claimed (clients would send requests the service cannot answer)."""
+    assert len(conforms_to) == len(set(conforms_to))
+    for uri in conforms_to:
+        assert uri.startswith(PART1), uri
+    assert not [u for u in conforms_to if "features-2" in u or "features-3" in u or "features-4" in u]
+    assert not [u for u in conforms_to if "cql2" in u or "filter" in u or "crs" in u]
+
+
+def test_conformance_links(client: TestClient) -> None:
+    """The conformance document links to itself (JSON) and its HTML alternate."""
+    links = client.get("/conformance").json()["links"]
+    assert {(link["rel"], link["type"]) for link in links} == {
+        ("self", "application/json"),
+        ("alternate", "text/html"),
+    }
+
+
+def test_conformance_html(client: TestClient) -> None:
+    """The HTML conformance page lists every declared class."""
+    declared = client.get("/conformance").json()["conformsTo"]
+    response = client.get("/conformance", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    for uri in declared:
+        assert uri in response.text
+
+
+def test_html_class_is_backed(client: TestClient, conforms_to: list[str]) -> None:
+    """Every Part 1 resource has an HTML representation, as the HTML class promises."""
+    assert HTML in conforms_to
+    page = client.get("/collections/rail_stations/items", params={"limit": 1}).json()
+    feature_id = page["features"][0]["id"]
+    for path in (
+        "/",
+        "/conformance",
+        "/api",
+        "/collections",
+        "/collections/rail_stations",
+        "/collections/rail_stations/items",
+        f"/collections/rail_stations/items/{feature_id}",
+    ):
+        response = client.get(path, params={"f": "html"})
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].startswith("text/html"), path
+
+
+def test_geojson_class_is_backed(client: TestClient, conforms_to: list[str]) -> None:
+    """Items and single features are served as `application/geo+json`, as the GeoJSON class promises."""
+    assert GEOJSON in conforms_to
+    response = client.get("/collections/rail_stations/items", params={"limit": 1})
+    assert response.headers["content-type"] == "application/geo+json"
+    assert response.json()["type"] == "FeatureCollection"
+    feature_id = response.json()["features"][0]["id"]
+    single = client.get(f"/collections/rail_stations/items/{feature_id}")
+    assert single.headers["content-type"] == "application/geo+json"
+    assert single.json()["type"] == "Feature"
+
+
+def test_oas30_class_is_backed(client: TestClient, conforms_to: list[str]) -> None:
+    """The service-desc is a valid OpenAPI 3.0 document, as the OAS30 class promises."""
+    assert OAS30 in conforms_to
+    doc = client.get("/api").json()
+    assert doc["openapi"].startswith("3.0.")
+    validate(doc)
+
+
+def test_conformance_rejects_unknown_parameter(
+    client: TestClient, problem: Callable[..., dict[str, Any]]
+) -> None:
+    """An unknown parameter on /conformance is a 400 naming it."""
+    problem(client.get("/conformance", params={"lang": "zh"}), 400, "lang")
+
+
+def test_conformance_rejects_unknown_format(
+    client: TestClient, problem: Callable[..., dict[str, Any]]
+) -> None:
+    """`f=xml` on /conformance is a 400."""
+    problem(client.get("/conformance", params={"f": "xml"}), 400, "xml")

@@ -1,0 +1,189 @@
+"""Tests of the committed plan layers (demonstration zone, platforms, roads, rail) and their builder."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import shapely
+import yaml
+from jsonschema import Draft202012Validator
+from pyproj import Transformer
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from geo_service.catalog import Layer
+from geo_service.sources import plan_layers
+
+ROOT = Path(__file__).resolve().parents[2]
+LAYERS = ROOT / "layers"
+SEEDS = LAYERS / "sources" / "seeds"
+PLAN_REFS = LAYERS / "sources" / "plan_refs.yaml"
+ADMIN_PATH = LAYERS / "admin_boundaries.geojson"
+LAYER_IDS = list(plan_layers.LAYER_ROWS)
+STATED_AREA_TOLERANCE = 0.30
+
+TO_4549 = Transformer.from_crs("EPSG:4326", "EPSG:4549", always_xy=True)
+
+
+@cache
+def catalog_layers() -> dict[str, Layer]:
+    """The catalogue entries of the plan layers."""
+    raw = yaml.safe_load((LAYERS / "catalog.yaml").read_text(encoding="utf-8"))
+    return {entry["id"]: Layer.model_validate(entry) for entry in raw["layers"] if entry["id"] in LAYER_IDS}
+
+
+@cache
+def features(layer_id: str) -> list[dict[str, Any]]:
+    """The committed features of a layer."""
+    layer = catalog_layers()[layer_id]
+    data = json.loads((LAYERS / layer.file).read_text(encoding="utf-8"))
+    assert data["type"] == "FeatureCollection"
+    return list(data["features"])
+
+
+def all_features() -> list[tuple[str, dict[str, Any]]]:
+    """(layer id, feature) for every committed plan-layer feature."""
+    return [(layer_id, f) for layer_id in LAYER_IDS for f in features(layer_id)]
+
+
+@cache
+def counties() -> dict[str, BaseGeometry]:
+    """Jiaxing county polygons by adcode (the city outline left out)."""
+    data = json.loads(ADMIN_PATH.read_text(encoding="utf-8"))
+    return {
+        f["properties"]["adcode"]: shape(f["geometry"])
+        for f in data["features"]
+        if f["properties"]["adcode"] != plan_layers.JIAXING_ADCODE
+    }
+
+
+def projected(geometry: BaseGeometry) -> BaseGeometry:
+    """A WGS 84 geometry in EPSG:4549 (metres)."""
+    return shapely.transform(geometry, TO_4549.transform, interleaved=False)
+
+
+def test_every_layer_has_features() -> None:
+    """Each plan layer file exists and holds the rows the builder assigns to it."""
+    for layer_id, keys in plan_layers.LAYER_ROWS.items():
+        codes = [f["properties"]["code"] for f in features(layer_id)]
+        assert [plan_layers.short_id(c) for c in codes] == sorted(keys), layer_id
+
+
+@pytest.mark.parametrize("layer_id", LAYER_IDS)
+def test_properties_validate_against_layer_schema(layer_id: str) -> None:
+    """Every feature's properties validate against its layer's JSON Schema, with every key written."""
+    layer = catalog_layers()[layer_id]
+    validator = Draft202012Validator(layer.json_schema)
+    for feature in features(layer_id):
+        props = feature["properties"]
+        errors = [e.message for e in validator.iter_errors(props)]
+        assert not errors, (props["code"], errors)
+        assert list(props) == layer.property_names, props["code"]
+
+
+def test_codes_unique_across_layers() -> None:
+    """No code occurs twice, within or across layers."""
+    codes = [f["properties"]["code"] for _, f in all_features()]
+    assert len(codes) == len(set(codes))
+
+
+def test_plan_text_occurs_verbatim_in_its_seed() -> None:
+    """Every quoted plan sentence occurs byte for byte in the named seed copy."""
+    for _, feature in all_features():
+        props = feature["properties"]
+        if props["plan_text"] is None:
+            assert props["plan_source"] is None and props["plan_section"] is None, props["code"]
+            continue
+        seed = SEEDS / props["plan_source"]
+        assert props["plan_text"] in seed.read_text(encoding="utf-8"), props["code"]
+
+
+def test_plan_refs_cover_every_feature() -> None:
+    """plan_refs.yaml has an entry (possibly null) for exactly the features built."""
+    refs = yaml.safe_load(PLAN_REFS.read_text(encoding="utf-8"))
+    assert set(refs) == {f["properties"]["code"] for _, f in all_features()}
+
+
+@pytest.mark.parametrize("layer_id", LAYER_IDS)
+def test_geometry_valid_and_of_layer_type(layer_id: str) -> None:
+    """Non-null geometries are valid, non-empty, of the declared type and on the 7-decimal grid."""
+    expected = catalog_layers()[layer_id].geometry_type
+    for feature in features(layer_id):
+        data = feature["geometry"]
+        if data is None:
+            continue
+        geometry = shape(data)
+        code = feature["properties"]["code"]
+        assert data["type"] == expected, code
+        assert geometry.is_valid and not geometry.is_empty, code
+        coords = shapely.get_coordinates(geometry)
+        assert (abs(coords * 1e7 - (coords * 1e7).round()) < 1e-3).all(), code
+
+
+def test_unlocated_iff_geometry_is_null() -> None:
+    """accuracy "unlocated" is used exactly for the features without geometry."""
+    for _, feature in all_features():
+        props = feature["properties"]
+        assert (feature["geometry"] is None) == (props["accuracy"] == "unlocated"), props["code"]
+
+
+def test_geometry_meets_claimed_counties() -> None:
+    """Every drawn geometry touches the union of the Jiaxing counties it claims.
+
+    The one allowed exception is a proxy point the gazetteer puts just across a boundary: the builder keeps
+    it as given, says so in geometry_method, and the miss must be within the row's own estimated error.
+    """
+    polygons = counties()
+    for _, feature in all_features():
+        props = feature["properties"]
+        claimed = [c for c in props["county"] if c in polygons]
+        if feature["geometry"] is None or not claimed:
+            continue
+        geometry = shape(feature["geometry"])
+        area = shapely.union_all([polygons[c] for c in claimed])
+        if area.intersects(geometry):
+            continue
+        distance = projected(area).distance(projected(geometry))
+        assert "outside the claimed" in props["geometry_method"], props["code"]
+        assert props["accuracy_m"] is not None and distance <= props["accuracy_m"], props["code"]
+
+
+def test_schematic_circles_have_the_stated_area() -> None:
+    """Circles drawn for a stated area match it within ±30 %, unless clipping visibly cut them."""
+    checked = 0
+    for _, feature in all_features():
+        props = feature["properties"]
+        method = props["geometry_method"] or ""
+        if feature["geometry"] is None or "schematic circle of the stated" not in method:
+            continue
+        checked += 1
+        area = projected(shape(feature["geometry"])).area / 1e6
+        stated = props["stated_area_km2"]
+        assert stated is not None, props["code"]
+        if abs(area - stated) > STATED_AREA_TOLERANCE * stated:
+            assert "clipped" in method and "clipping removed" in method, props["code"]
+    assert checked > 0
+
+
+def test_schematic_circles_stay_inside_claimed_counties() -> None:
+    """A schematic circle never spills over a county it does not claim (or outside Jiaxing)."""
+    polygons = counties()
+    for _, feature in all_features():
+        props = feature["properties"]
+        if feature["geometry"] is None or "schematic circle" not in (props["geometry_method"] or ""):
+            continue
+        claimed = shapely.union_all([polygons[c] for c in props["county"] if c in polygons])
+        spill = projected(shape(feature["geometry"]).difference(claimed)).area
+        assert spill < 1.0, (props["code"], spill)
+
+
+def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
+    """Running the builder again reproduces the committed files byte for byte."""
+    written = plan_layers.write(tmp_path)
+    assert written
+    for path in written:
+        assert path.read_bytes() == (LAYERS / path.name).read_bytes(), path.name
