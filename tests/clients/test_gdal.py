@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -16,10 +15,6 @@ from shapely.geometry import box, shape
 
 from geo_service.catalog import Catalog, load_catalog
 from geo_service.settings import PROJECT_ROOT
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("ogr2ogr") is None, reason="GDAL command-line tools not installed"
-)
 
 LAYER_IDS = list(load_catalog(PROJECT_ROOT / "layers", PROJECT_ROOT / "maps").layers)
 JIASHAN = (120.85, 30.80, 121.00, 30.95)
