@@ -17,6 +17,20 @@ GeometryType = Literal["Point", "MultiPoint", "LineString", "MultiLineString", "
 LAYER_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 STATUS_VALUES = ["planned", "under_construction", "completed", "existing"]
 ACCURACY_VALUES = ["surveyed", "approximate", "schematic", "unlocated"]
+# How the coded values read to people: 中文 first, English beside it.
+STATUS_LABELS: dict[str, str] = {
+    "planned": "规划 planned",
+    "under_construction": "在建 under construction",
+    "completed": "已建成 completed",
+    "existing": "现状 existing",
+}
+
+ACCURACY_LABELS: dict[str, str] = {
+    "surveyed": "实测 surveyed",
+    "approximate": "近似 approximate",
+    "schematic": "示意 schematic",
+    "unlocated": "未定位 unlocated",
+}
 
 # Properties every plan feature carries (DESIGN §3). The first group are typed columns in PostGIS;
 # the rest live in the JSONB remainder together with each layer's own properties.

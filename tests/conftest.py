@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -56,6 +58,16 @@ def make_database(server_url: str, name: str) -> str:
 def catalog() -> Catalog:
     """The real catalogue of `layers/` and `maps/`."""
     return load_catalog(PROJECT_ROOT / "layers", PROJECT_ROOT / "maps")
+
+
+@pytest.fixture(scope="session")
+def seeds(catalog: Catalog) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every layer's seed features keyed by `code`, in file order, read straight from the GeoJSON files."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for layer_id, layer in catalog.layers.items():
+        doc = json.loads(catalog.layer_file(layer).read_text(encoding="utf-8"))
+        out[layer_id] = {f["properties"]["code"]: f for f in doc["features"]}
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -5,30 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from geo_service.catalog import Catalog
 from geo_service.errors import NotFound
 from geo_service.mapview.plan_layer import APP_CSS, CJK_FONT_CSS
 from geo_service.mapview.render import render_map
 from geo_service.mapview.templating import render
-from geo_service.settings import Settings
+from geo_service.ogc.dependencies import get_catalog, get_settings
 
 router = APIRouter(tags=["maps 地图"])
-
-
-def _catalog(request: Request) -> Catalog:
-    catalog: Catalog = request.app.state.catalog
-    return catalog
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 @router.get("/maps", response_class=HTMLResponse, summary="地图列表 Maps")
 def map_index(request: Request) -> HTMLResponse:
     """The list of thematic maps, each linking to its page."""
-    catalog = _catalog(request)
+    catalog = get_catalog(request)
     html = render(
         "index.html",
         maps=list(catalog.maps.values()),
@@ -41,8 +30,8 @@ def map_index(request: Request) -> HTMLResponse:
 @router.get("/maps/{map_id}", response_class=HTMLResponse, summary="地图 Map")
 def map_page(map_id: str, request: Request) -> HTMLResponse:
     """One map, rendered for each request (maps are small and the catalogue may change)."""
-    catalog = _catalog(request)
+    catalog = get_catalog(request)
     doc = catalog.maps.get(map_id)
     if doc is None:
         raise NotFound(f"no map {map_id!r}; the maps are listed at /maps")
-    return HTMLResponse(render_map(doc, catalog, _settings(request)))
+    return HTMLResponse(render_map(doc, catalog, get_settings(request)))

@@ -4,21 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from geo_service.catalog import Layer, LayerStyle, MapLayer
-
-STATUS_LABELS: dict[str, str] = {
-    "planned": "规划 planned",
-    "under_construction": "在建 under construction",
-    "completed": "已建成 completed",
-    "existing": "现状 existing",
-}
-
-ACCURACY_LABELS: dict[str, str] = {
-    "surveyed": "实测 surveyed",
-    "approximate": "近似 approximate",
-    "schematic": "示意 schematic",
-    "unlocated": "未定位 unlocated",
-}
+from geo_service.catalog import ACCURACY_LABELS, STATUS_LABELS, Layer, LayerStyle, MapLayer
 
 # SVG dash patterns: a plan's intent must read differently from what is already on the ground.
 STATUS_DASH: dict[str, str | None] = {

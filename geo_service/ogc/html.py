@@ -9,20 +9,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+from geo_service.catalog import ACCURACY_LABELS, STATUS_LABELS
 
-STATUS_LABELS = {
-    "planned": "规划 planned",
-    "under_construction": "在建 under construction",
-    "completed": "已建成 completed",
-    "existing": "现状 existing",
-}
-ACCURACY_LABELS = {
-    "surveyed": "实测 surveyed",
-    "approximate": "近似 approximate",
-    "schematic": "示意 schematic",
-    "unlocated": "未定位 unlocated",
-}
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
 def render(

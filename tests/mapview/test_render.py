@@ -7,10 +7,10 @@ from html import escape
 
 import pytest
 
-from geo_service.catalog import Bilingual, Catalog, LayerStyle, MapDocument, MapLayer
+from geo_service.catalog import STATUS_LABELS, Bilingual, Catalog, LayerStyle, MapDocument, MapLayer
 from geo_service.mapview.legend import legend_entries, line_style_rows
 from geo_service.mapview.render import render_map
-from geo_service.mapview.styles import STATUS_LABELS, effective_style
+from geo_service.mapview.styles import effective_style
 from geo_service.settings import Settings
 
 NO_BASEMAP = Settings(basemap="none", tianditu_key=None)

@@ -6,7 +6,6 @@ service's own code.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -26,16 +25,6 @@ from geo_service.settings import Settings
 PROBLEM_JSON = "application/problem+json"
 SMALL_DEFAULT_LIMIT = 3
 SMALL_MAX_LIMIT = 5
-
-
-@pytest.fixture(scope="session")
-def seeds(catalog: Catalog) -> dict[str, dict[str, dict[str, Any]]]:
-    """Every layer's seed features keyed by `code`, in file order, read straight from the GeoJSON files."""
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for layer_id, layer in catalog.layers.items():
-        doc = json.loads(catalog.layer_file(layer).read_text(encoding="utf-8"))
-        out[layer_id] = {f["properties"]["code"]: f for f in doc["features"]}
-    return out
 
 
 @pytest.fixture(scope="session")
