@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from geo_service.catalog import Catalog, Layer
-from geo_service.ogc.conformance import CRS84
+from geo_service.ogc.crs import CRS84, SUPPORTED
 from geo_service.ogc.dependencies import get_catalog, get_engine, get_layer, get_settings
 from geo_service.ogc.html import render
 from geo_service.ogc.links import base_url, link, url
@@ -35,7 +35,8 @@ def collection_document(request: Request, settings: Settings, layer: Layer, row:
         "description": str(layer.description),
         "keywords": layer.keywords,
         "itemType": "feature",
-        "crs": [CRS84],
+        "crs": list(SUPPORTED),
+        "storageCrs": CRS84,
         "links": [
             link(url(request, settings, path, f="json"), "self", JSON, "本图层 This collection"),
             link(url(request, settings, path, f="html"), "alternate", HTML, "本图层 This collection (HTML)"),

@@ -5,6 +5,6 @@ GEOJSON = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson"
 HTML = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html"
 OAS30 = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30"
 
-CONFORMS_TO = [CORE, GEOJSON, HTML, OAS30]
+CRS_BY_REFERENCE = "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs"
 
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+CONFORMS_TO = [CORE, GEOJSON, HTML, OAS30, CRS_BY_REFERENCE]

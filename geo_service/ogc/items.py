@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from geo_service.catalog import Layer
 from geo_service.errors import NotFound
+from geo_service.ogc.crs import content_crs, parse_crs
 from geo_service.ogc.cursor import decode_cursor, encode_cursor
 from geo_service.ogc.dependencies import get_engine, get_layer, get_settings, layer_state
 from geo_service.ogc.html import render
 from geo_service.ogc.links import base_url, link, url
 from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, negotiate
-from geo_service.ogc.openapi import ITEMS_PARAMETERS
+from geo_service.ogc.openapi import FEATURE_PARAMETERS, ITEMS_PARAMETERS
 from geo_service.ogc.parameters import parse_bbox, parse_datetime, parse_limit, reject_unknown
 from geo_service.ogc.query import ItemsFilter, feature_statement, page_statement
 from geo_service.ogc.responses import cache_headers, etag_for, not_modified
@@ -61,7 +62,9 @@ async def items(
     reject_unknown(params, ITEMS_PARAMETERS)
     fmt = negotiate(request, [GEOJSON, HTML])
     limit = parse_limit(params.get("limit"), settings.default_limit, settings.max_limit)
-    filter_ = ItemsFilter(layer.id, parse_bbox(params.get("bbox")))
+    crs = parse_crs(params.get("crs"), "crs")
+    bbox_crs = parse_crs(params.get("bbox-crs"), "bbox-crs")
+    filter_ = ItemsFilter(layer.id, parse_bbox(params.get("bbox"), bbox_crs), bbox_crs)
     parse_datetime(params.get("datetime"))
     after = decode_cursor(params.get("cursor"), filter_.fingerprint())
 
@@ -75,7 +78,9 @@ async def items(
         if (cached := not_modified(request, etag, state.updated_at)) is not None:
             return cached
         count_here = filter_.is_filtered and state.feature_count <= settings.exact_count_threshold
-        row = (await conn.execute(page_statement(filter_, after=after, limit=limit, count=count_here))).one()
+        row = (
+            await conn.execute(page_statement(filter_, after=after, limit=limit, count=count_here, crs=crs))
+        ).one()
         await conn.rollback()
 
     matched = row.matched if filter_.is_filtered else state.feature_count
@@ -83,7 +88,9 @@ async def items(
     query: dict[str, Any] = {
         "limit": params.get("limit"),
         "bbox": params.get("bbox"),
+        "bbox-crs": params.get("bbox-crs"),
         "datetime": params.get("datetime"),
+        "crs": params.get("crs"),
     }
     links = _format_links(request, settings, path, fmt, **query, cursor=params.get("cursor"))
     if row.has_more:
@@ -132,6 +139,7 @@ async def items(
         "links": links,
     }
     head = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))[:-1] + ',"features":['
+    headers["Content-Crs"] = content_crs(crs)
     return StreamingResponse(_chunks(head, row.features or "", "]}"), media_type=GEOJSON, headers=headers)
 
 
@@ -144,20 +152,21 @@ async def feature(
     engine: AsyncEngine = Depends(get_engine),
 ) -> Response:
     """One feature, with links to itself and its collection."""
-    reject_unknown(request.query_params, ["f"])
+    reject_unknown(request.query_params, FEATURE_PARAMETERS)
+    crs = parse_crs(request.query_params.get("crs"), "crs")
     fmt = negotiate(request, [GEOJSON, HTML])
     if not FEATURE_ID.match(feature_id):
         raise NotFound(f"No feature {feature_id!r} in {layer.id}: feature ids are positive integers.")
     async with engine.connect() as conn:
-        row = (await conn.execute(feature_statement(layer.id, int(feature_id)))).first()
+        row = (await conn.execute(feature_statement(layer.id, int(feature_id), crs))).first()
     if row is None:
         raise NotFound(f"No feature {feature_id} in collection {layer.id}.")
-    etag = etag_for("feature", layer.id, feature_id, row.version, fmt, str(request.base_url))
+    etag = etag_for("feature", layer.id, feature_id, row.version, fmt, crs.uri, str(request.base_url))
     if (cached := not_modified(request, etag, row.updated_at)) is not None:
         return cached
     headers = cache_headers(etag, row.updated_at)
     path = f"/collections/{layer.id}/items/{feature_id}"
-    links = _format_links(request, settings, path, fmt)
+    links = _format_links(request, settings, path, fmt, crs=request.query_params.get("crs"))
     links.append(
         link(
             url(request, settings, f"/collections/{layer.id}", f="json"), "collection", JSON, str(layer.title)
@@ -180,4 +189,5 @@ async def feature(
             base=base_url(request, settings),
         )
     body = row.feature[:-1] + ',"links":' + json.dumps(links, ensure_ascii=False) + "}"
+    headers["Content-Crs"] = content_crs(crs)
     return Response(content=body, media_type=GEOJSON, headers=headers)

@@ -11,7 +11,8 @@ from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, OPENAPI
 from geo_service.ogc.parameters import declarations
 from geo_service.settings import Settings
 
-ITEMS_PARAMETERS = ["f", "limit", "bbox", "datetime", "cursor"]
+ITEMS_PARAMETERS = ["f", "limit", "bbox", "bbox-crs", "datetime", "crs", "cursor"]
+FEATURE_PARAMETERS = ["f", "crs"]
 
 
 def _ref(kind: str, name: str) -> dict[str, str]:
@@ -196,7 +197,7 @@ def openapi_document(
                 "getFeature",
                 "One feature 单个要素",
                 "Data",
-                ["collectionId", "featureId", "f"],
+                ["collectionId", "featureId", *FEATURE_PARAMETERS],
                 _ok("The feature.", {GEOJSON: "FeatureGeoJSON"} | html_or)
                 | {"404": _ref("responses", "NotFound")},
             )

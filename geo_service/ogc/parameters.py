@@ -16,6 +16,7 @@ from typing import Any
 from starlette.datastructures import QueryParams
 
 from geo_service.errors import InvalidParameter
+from geo_service.ogc.crs import CRS, CRS84_CRS, SUPPORTED
 
 
 def declarations(default_limit: int, max_limit: int) -> dict[str, dict[str, Any]]:
@@ -68,6 +69,25 @@ def declarations(default_limit: int, max_limit: int) -> dict[str, dict[str, Any]
             "description": "Opaque position of the next page, taken from a `next` link.",
             "schema": {"type": "string"},
         },
+        "crs": {
+            "name": "crs",
+            "in": "query",
+            "required": False,
+            "style": "form",
+            "explode": False,
+            "description": "CRS of the returned geometries, in its own axis order (EPSG:4326 and EPSG:4490 "
+            "latitude first, EPSG:4549 northing first). Default CRS84.",
+            "schema": {"type": "string", "format": "uri", "enum": list(SUPPORTED)},
+        },
+        "bbox-crs": {
+            "name": "bbox-crs",
+            "in": "query",
+            "required": False,
+            "style": "form",
+            "explode": False,
+            "description": "CRS of the bbox numbers, in its axis order. Default CRS84.",
+            "schema": {"type": "string", "format": "uri", "enum": list(SUPPORTED)},
+        },
         "collectionId": {
             "name": "collectionId",
             "in": "path",
@@ -118,7 +138,8 @@ def parse_limit(raw: str | None, default: int, maximum: int) -> int:
 
 @dataclass(frozen=True)
 class BBox:
-    """A box in CRS84; `west > east` means it crosses the antimeridian."""
+    """A box in its CRS, east/north coordinates whatever the CRS's axis order; for degrees,
+    `west > east` means it crosses the antimeridian."""
 
     west: float
     south: float
@@ -132,14 +153,15 @@ class BBox:
         return [(self.west, self.south, 180.0, self.north), (-180.0, self.south, self.east, self.north)]
 
 
-def parse_bbox(raw: str | None) -> BBox | None:
-    """4 or 6 comma-separated numbers within CRS84's range."""
+def parse_bbox(raw: str | None, crs: CRS = CRS84_CRS) -> BBox | None:
+    """4 or 6 comma-separated numbers in the axis order of `crs` (`bbox-crs`), checked against its range."""
     if raw is None:
         return None
+    order = crs.bbox_order
     parts = raw.split(",")
     if len(parts) not in (4, 6):
         raise InvalidParameter(
-            f"bbox needs 4 numbers (minLon,minLat,maxLon,maxLat) or 6 (with heights); got {len(parts)}.",
+            f"bbox needs 4 numbers ({order}) or 6 (with heights); got {len(parts)}.",
             parameter="bbox",
         )
     try:
@@ -151,14 +173,22 @@ def parse_bbox(raw: str | None) -> BBox | None:
     if not all(math.isfinite(n) for n in numbers):
         raise InvalidParameter("bbox numbers must be finite.", parameter="bbox")
     if len(numbers) == 6:
-        west, south, _, east, north, _ = numbers
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    if crs.flip_axes:
+        south, west, north, east = numbers
     else:
         west, south, east, north = numbers
+    if not crs.geographic:
+        if west > east or south > north:
+            raise InvalidParameter(
+                f"bbox minimum is greater than maximum (axis order of {crs.uri}).", parameter="bbox"
+            )
+        return BBox(west, south, east, north)
     if not (-180 <= west <= 180 and -180 <= east <= 180):
         raise InvalidParameter("bbox longitudes must be between -180 and 180.", parameter="bbox")
     if not (-90 <= south <= 90 and -90 <= north <= 90):
         raise InvalidParameter(
-            "bbox latitudes must be between -90 and 90 (is the order minLon,minLat,maxLon,maxLat?).",
+            f"bbox latitudes must be between -90 and 90 (the order for {crs.uri} is {order}).",
             parameter="bbox",
         )
     if south > north:

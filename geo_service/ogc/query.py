@@ -11,15 +11,17 @@ from typing import Any
 
 from sqlalchemy import TextClause, text
 
+from geo_service.ogc.crs import CRS, CRS84_CRS
 from geo_service.ogc.parameters import BBox
 
-COORDINATE_DIGITS = 7  # 1e-7 degree ≈ 1 cm: more would be false precision
 
-FEATURE_JSON = (
-    "json_build_object('type', 'Feature', 'id', f.id,"
-    f" 'geometry', ST_AsGeoJSON(f.geom, {COORDINATE_DIGITS}, 0)::json,"
-    " 'properties', f.properties)::text"
-)
+def feature_json(crs: CRS) -> str:
+    """SQL of one feature as GeoJSON text, its geometry in `crs` and that CRS's axis order."""
+    return (
+        "json_build_object('type', 'Feature', 'id', f.id,"
+        f" 'geometry', ST_AsGeoJSON({crs.geometry_sql('f.geom')}, {crs.digits}, 0)::json,"
+        " 'properties', f.properties)::text"
+    )
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class ItemsFilter:
 
     layer_id: str
     bbox: BBox | None = None
+    bbox_crs: CRS = CRS84_CRS
 
     @property
     def is_filtered(self) -> bool:
@@ -37,7 +40,9 @@ class ItemsFilter:
     def fingerprint(self) -> str:
         """A stable text that identifies the filter, bound into cursors."""
         box = self.bbox
-        return f"{self.layer_id}|{box.west},{box.south},{box.east},{box.north}" if box else self.layer_id
+        if box is None:
+            return self.layer_id
+        return f"{self.layer_id}|{box.west},{box.south},{box.east},{box.north}|{self.bbox_crs.uri}"
 
 
 @dataclass
@@ -52,16 +57,19 @@ class _Where:
 def _where(filter_: ItemsFilter) -> _Where:
     where = _Where(["f.layer_id = :layer_id"], {"layer_id": filter_.layer_id})
     if filter_.bbox is not None:
-        # the literal envelope is built once; ST_Intersects uses the GiST index through its && test
+        # ST_Intersects uses the GiST index through its && test on the (transformed) literal
         boxes = []
         for i, (w, s, e, n) in enumerate(filter_.bbox.envelopes()):
-            boxes.append(f"ST_Intersects(f.geom, ST_MakeEnvelope(:w{i}, :s{i}, :e{i}, :n{i}, 4326))")
+            envelope = filter_.bbox_crs.envelope_sql((f"w{i}", f"s{i}", f"e{i}", f"n{i}"))
+            boxes.append(f"ST_Intersects(f.geom, {envelope})")
             where.params.update({f"w{i}": w, f"s{i}": s, f"e{i}": e, f"n{i}": n})
         where.clauses.append("(" + " OR ".join(boxes) + ")")
     return where
 
 
-def page_statement(filter_: ItemsFilter, *, after: int | None, limit: int, count: bool) -> TextClause:
+def page_statement(
+    filter_: ItemsFilter, *, after: int | None, limit: int, count: bool, crs: CRS = CRS84_CRS
+) -> TextClause:
     """One statement: the page's features as a JSON array body, whether more follow, and the count if asked.
 
     One extra row is fetched to learn whether a next page exists without counting.
@@ -82,7 +90,7 @@ def page_statement(filter_: ItemsFilter, *, after: int | None, limit: int, count
         SELECT (SELECT count(*) FROM page) > :limit AS has_more,
                (SELECT max(id) FROM shown) AS last_id,
                (SELECT count(*) FROM shown) AS returned,
-               (SELECT string_agg({FEATURE_JSON}, ',' ORDER BY f.id) FROM shown f) AS features,
+               (SELECT string_agg({feature_json(crs)}, ',' ORDER BY f.id) FROM shown f) AS features,
                {matched} AS matched
     """
     params = where.params | {"fetch": limit + 1, "limit": limit}
@@ -91,10 +99,10 @@ def page_statement(filter_: ItemsFilter, *, after: int | None, limit: int, count
     return text(sql).bindparams(**params)
 
 
-def feature_statement(layer_id: str, feature_id: int) -> TextClause:
+def feature_statement(layer_id: str, feature_id: int, crs: CRS = CRS84_CRS) -> TextClause:
     """One feature as GeoJSON text, with its version and time of last change."""
     return text(
-        f"SELECT {FEATURE_JSON} AS feature, f.version, f.updated_at FROM features f"
+        f"SELECT {feature_json(crs)} AS feature, f.version, f.updated_at FROM features f"
         " WHERE f.layer_id = :layer_id AND f.id = :id"
     ).bindparams(layer_id=layer_id, id=feature_id)
 

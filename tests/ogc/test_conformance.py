@@ -14,6 +14,7 @@ CORE = PART1 + "core"
 GEOJSON = PART1 + "geojson"
 HTML = PART1 + "html"
 OAS30 = PART1 + "oas30"
+PART2_CRS = "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs"
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +31,18 @@ def test_declares_part1_classes(conforms_to: list[str]) -> None:
     assert {CORE, GEOJSON, HTML, OAS30} <= set(conforms_to)
 
 
+def test_declares_part2_crs(conforms_to: list[str]) -> None:
+    """Part 2 (CRS by reference) is declared: QGIS only sends `crs`/`bbox-crs` when it is."""
+    assert PART2_CRS in conforms_to
+
+
 def test_declares_nothing_else(conforms_to: list[str]) -> None:
-    """No Part 2/3/4 or CQL2 class is claimed (clients would send requests the service cannot answer)."""
+    """No Part 3/4 or CQL2 class is claimed (clients would send requests the service cannot answer)."""
     assert len(conforms_to) == len(set(conforms_to))
     for uri in conforms_to:
-        assert uri.startswith(PART1), uri
-    assert not [u for u in conforms_to if "features-2" in u or "features-3" in u or "features-4" in u]
-    assert not [u for u in conforms_to if "cql2" in u or "filter" in u or "crs" in u]
+        assert uri.startswith(PART1) or uri == PART2_CRS, uri
+    assert not [u for u in conforms_to if "features-3" in u or "features-4" in u]
+    assert not [u for u in conforms_to if "cql2" in u or "filter" in u]
 
 
 def test_conformance_links(client: TestClient) -> None:

@@ -1,0 +1,92 @@
+"""Coordinate reference systems offered by reference (OGC API – Features Part 2).
+
+Coordinates are written in each CRS's authority axis order: EPSG:4326 and EPSG:4490 are latitude first and
+EPSG:4549 is northing first, so those are flipped; CRS84 and EPSG:3857 are east first, as stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from geo_service.errors import InvalidParameter
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+STORAGE_SRID = 4326
+
+
+def epsg_uri(code: int) -> str:
+    """The OGC URI of an EPSG code."""
+    return f"http://www.opengis.net/def/crs/EPSG/0/{code}"
+
+
+@dataclass(frozen=True)
+class CRS:
+    """One supported CRS: its URI, PostGIS SRID, axis order and how many decimals are meaningful."""
+
+    uri: str
+    srid: int
+    flip_axes: bool
+    digits: int  # ≈ 1 cm: 7 decimals of a degree, 2 of a metre
+
+    def geometry_sql(self, column: str) -> str:
+        """SQL turning the stored geometry into this CRS, in its axis order."""
+        expr = column if self.srid == STORAGE_SRID else f"ST_Transform({column}, {self.srid})"
+        return f"ST_FlipCoordinates({expr})" if self.flip_axes else expr
+
+    @property
+    def bbox_order(self) -> str:
+        """How a `bbox` in this CRS is written, for error messages."""
+        if self.geographic:
+            return "minLat,minLon,maxLat,maxLon" if self.flip_axes else "minLon,minLat,maxLon,maxLat"
+        return "minNorthing,minEasting,maxNorthing,maxEasting" if self.flip_axes else "minX,minY,maxX,maxY"
+
+    @property
+    def geographic(self) -> bool:
+        """Whether coordinates are degrees (and a box may cross the antimeridian)."""
+        return self.srid in (4326, 4490)
+
+    def envelope_sql(self, names: tuple[str, str, str, str]) -> str:
+        """SQL of a box in this CRS (bound parameters west/east-most x, south/north-most y) as WGS 84.
+
+        The literal is transformed, not the column, so the GiST index stays usable; its edges are densified
+        first so a projected box keeps its shape in degrees.
+        """
+        xmin, ymin, xmax, ymax = (f":{n}" for n in names)
+        box = f"ST_MakeEnvelope({xmin}, {ymin}, {xmax}, {ymax}, {self.srid})"
+        if self.srid == STORAGE_SRID:
+            return box
+        step = "0.001" if self.srid == 4490 else "100"
+        return f"ST_Transform(ST_Segmentize({box}, {step}), {STORAGE_SRID})"
+
+
+CRS84_CRS = CRS(CRS84, STORAGE_SRID, flip_axes=False, digits=7)
+SUPPORTED: dict[str, CRS] = {
+    c.uri: c
+    for c in (
+        CRS84_CRS,
+        CRS(epsg_uri(4326), 4326, flip_axes=True, digits=7),
+        CRS(epsg_uri(4490), 4490, flip_axes=True, digits=7),
+        CRS(epsg_uri(3857), 3857, flip_axes=False, digits=2),
+        CRS(epsg_uri(4549), 4549, flip_axes=True, digits=2),
+    )
+}
+
+
+def parse_crs(raw: str | None, parameter: str) -> CRS:
+    """The CRS named by a `crs`/`bbox-crs` value or a `Content-Crs` header (angle brackets optional)."""
+    if raw is None:
+        return CRS84_CRS
+    uri = raw.strip().removeprefix("<").removesuffix(">").strip()
+    if uri.startswith("https://"):
+        uri = "http://" + uri.removeprefix("https://")
+    crs = SUPPORTED.get(uri)
+    if crs is None:
+        raise InvalidParameter(
+            f"{parameter} {raw!r} is not supported. Use one of: {', '.join(SUPPORTED)}.", parameter=parameter
+        )
+    return crs
+
+
+def content_crs(crs: CRS) -> str:
+    """The `Content-Crs` header value: the URI in angle brackets."""
+    return f"<{crs.uri}>"
