@@ -16,6 +16,7 @@ from geo_service.compression import install_compression
 from geo_service.db.engine import async_engine, database_url
 from geo_service.errors import PROBLEM_JSON, Problem
 from geo_service.mapview import routes as map_routes
+from geo_service.mapview.assets import SETUP_HINT, missing_assets
 from geo_service.mapview.static import mount_static
 from geo_service.ogc import collections, items, landing
 from geo_service.ogc.responses import json_response
@@ -77,6 +78,9 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # map assets: without them the maps are blank, so say so at once
+        if missing := missing_assets():
+            log.warning("%d map asset files are missing (e.g. %s): %s", len(missing), missing[0], SETUP_HINT)
         # database pool: opened once, closed on shutdown
         app.state.engine = async_engine(database_url(settings), settings)
         yield

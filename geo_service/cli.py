@@ -52,16 +52,19 @@ def database(settings: Settings, *, keep_running: bool = False) -> Iterator[str]
             typer.echo("Embedded PostGIS stopped.")
 
 
-def _prepare(url: str, settings: Settings) -> None:
-    """Migrate and load: what both `run` and `load` need."""
+def _prepare(url: str, settings: Settings, layer_ids: list[str] | None = None) -> None:
+    """Migrate, then load the layers (all, or the chosen ones), saying what changed."""
     migrate.upgrade(url)
     try:
         catalog = load_catalog(settings.layers_dir, settings.maps_dir)
     except CatalogError as exc:
         raise _fail(str(exc)) from exc
+    unknown = [name for name in layer_ids or [] if name not in catalog.layers]
+    if unknown:
+        raise _fail(f"Unknown layer(s): {', '.join(unknown)}. Layers: {', '.join(catalog.layers)}")
     engine = sync_engine(url)
     try:
-        reports = load(engine, catalog)
+        reports = load(engine, catalog, layer_ids or None)
     except SeedError as exc:
         raise _fail(f"Seed data rejected, nothing was loaded:\n{exc}") from exc
     finally:
@@ -108,20 +111,7 @@ def load_command(
     """Load `layers/` into the database: new features inserted, changed ones updated, edits kept."""
     settings = get_settings()
     with database(settings, keep_running=True) as url:
-        migrate.upgrade(url)
-        catalog = load_catalog(settings.layers_dir, settings.maps_dir)
-        unknown = [name for name in layer or [] if name not in catalog.layers]
-        if unknown:
-            raise _fail(f"Unknown layer(s): {', '.join(unknown)}. Layers: {', '.join(catalog.layers)}")
-        engine = sync_engine(url)
-        try:
-            reports = load(engine, catalog, layer or None)
-        except SeedError as exc:
-            raise _fail(f"Seed data rejected, nothing was loaded:\n{exc}") from exc
-        finally:
-            engine.dispose()
-        for report in reports:
-            typer.echo(report.summary())
+        _prepare(url, settings, layer)
 
 
 @db_app.command("start")

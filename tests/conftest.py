@@ -45,13 +45,36 @@ def server_url() -> Iterator[str]:
         cluster.stop()
 
 
-def make_database(server_url: str, name: str) -> str:
-    """A new, empty, migrated database on the test server (dropped first if it exists)."""
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+@contextlib.contextmanager
+def private_database(server_url: str, name: str) -> Iterator[str]:
+    """A new, empty, migrated database on the test server, dropped afterwards.
+
+    Named after this process too, so that concurrent test runs never share (or drop) each other's.
+    """
+    database = f"jxplan_test_{name}_{os.getpid()}"
+    url = make_url(server_url).set(database=database).render_as_string(hide_password=False)
     drop_database(url)
     ensure_database(url)
     migrate.upgrade(url)
-    return url
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture
+def private_url(server_url: str) -> Iterator[str]:
+    """URL of a fresh database migrated to head, for tests that write (never the shared one)."""
+    with private_database(server_url, "private") as url:
+        yield url
+
+
+@pytest.fixture
+def private_engine(private_url: str) -> Iterator[Engine]:
+    """An engine on the fresh private database."""
+    engine = sync_engine(private_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -73,12 +96,11 @@ def seeds(catalog: Catalog) -> dict[str, dict[str, dict[str, Any]]]:
 @pytest.fixture(scope="session")
 def database_url(server_url: str, catalog: Catalog) -> Iterator[str]:
     """The shared test database, migrated and loaded with every layer: read-only for tests."""
-    url = make_database(server_url, f"jxplan_test_{os.getpid()}")  # concurrent runs never share it
-    engine = sync_engine(url)
-    load(engine, catalog)
-    engine.dispose()
-    yield url
-    drop_database(url)
+    with private_database(server_url, "shared") as url:
+        engine = sync_engine(url)
+        load(engine, catalog)
+        engine.dispose()
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -6,33 +6,20 @@ Every test works on a private database (`jxplan_test_loader`), never on the shar
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_database
 from sqlalchemy import Engine, text
 
 from geo_service.catalog import Catalog, load_catalog
-from geo_service.db.engine import drop_database, sync_engine
 from geo_service.loader import LOADER, SeedError, load
 from geo_service.settings import PROJECT_ROOT
 
 LAYERS = PROJECT_ROOT / "layers"
 MAPS = PROJECT_ROOT / "maps"
-
-
-@pytest.fixture
-def loader_engine(server_url: str) -> Iterator[Engine]:
-    """An engine on a fresh, migrated, empty private database."""
-    url = make_database(server_url, f"jxplan_test_loader_{os.getpid()}")
-    engine = sync_engine(url)
-    yield engine
-    engine.dispose()
-    drop_database(url)
 
 
 @pytest.fixture
@@ -86,13 +73,13 @@ def _row(engine: Engine, code: str) -> Any:
         ).one()
 
 
-def test_first_load_creates_every_seed_feature(loader_engine: Engine, catalog: Catalog) -> None:
+def test_first_load_creates_every_seed_feature(private_engine: Engine, catalog: Catalog) -> None:
     """Loading into an empty database creates each seed feature once, with matching layer counts."""
-    reports = load(loader_engine, catalog)
+    reports = load(private_engine, catalog)
     counts = _seed_counts()
     assert {r.layer: len(r.created) for r in reports} == counts
     assert all(not r.updated and not r.kept_edits and r.unchanged == 0 for r in reports)
-    with loader_engine.connect() as conn:
+    with private_engine.connect() as conn:
         stats = dict(conn.execute(text("SELECT id, feature_count FROM layers")).all())
         stored = dict(conn.execute(text("SELECT layer_id, count(*) FROM features GROUP BY layer_id")).all())
         assert conn.scalar(text("SELECT count(*) FROM feature_history")) == 0
@@ -105,45 +92,45 @@ def test_first_load_creates_every_seed_feature(loader_engine: Engine, catalog: C
     assert stats == counts == stored
 
 
-def test_loading_twice_changes_nothing(loader_engine: Engine, catalog: Catalog) -> None:
+def test_loading_twice_changes_nothing(private_engine: Engine, catalog: Catalog) -> None:
     """A second load of the same seeds writes nothing: 0 created/updated, same versions, no history."""
-    load(loader_engine, catalog)
-    before = _snapshot(loader_engine)
-    reports = load(loader_engine, catalog)
+    load(private_engine, catalog)
+    before = _snapshot(private_engine)
+    reports = load(private_engine, catalog)
     for report in reports:
         assert report.created == [] and report.updated == [] and report.kept_edits == []
         assert not report.changed
     assert {r.layer: r.unchanged for r in reports} == _seed_counts()
-    assert _snapshot(loader_engine) == before
+    assert _snapshot(private_engine) == before
     assert before["history"] == []
 
 
-def test_changed_seed_feature_is_updated_with_history(loader_engine: Engine, seed_copy: Path) -> None:
+def test_changed_seed_feature_is_updated_with_history(private_engine: Engine, seed_copy: Path) -> None:
     """A feature changed in its seed file gets version 2, the new values, and its old state in history."""
-    load(loader_engine, load_catalog(seed_copy, MAPS))
+    load(private_engine, load_catalog(seed_copy, MAPS))
     path = seed_copy / "rail_stations.geojson"
     doc = _read(path)
     feature = doc["features"][1]
     code = feature["properties"]["code"]
     old_properties = dict(feature["properties"])
-    old_version = _row(loader_engine, code).version
-    with loader_engine.connect() as conn:
+    old_version = _row(private_engine, code).version
+    with private_engine.connect() as conn:
         layer_version = conn.scalar(text("SELECT version FROM layers WHERE id = 'rail_stations'"))
         other_layers = conn.execute(text("SELECT id, version FROM layers WHERE id <> 'rail_stations'")).all()
     feature["properties"]["name_zh"] = "嘉兴站(改建)"
     feature["geometry"]["coordinates"] = [120.7601, 30.7601]
     _write(path, doc)
 
-    reports = {r.layer: r for r in load(loader_engine, load_catalog(seed_copy, MAPS))}
+    reports = {r.layer: r for r in load(private_engine, load_catalog(seed_copy, MAPS))}
 
     assert reports["rail_stations"].updated == [code]
     assert reports["rail_stations"].created == []
     assert all(not r.changed for lid, r in reports.items() if lid != "rail_stations")
-    row = _row(loader_engine, code)
+    row = _row(private_engine, code)
     assert row.version == old_version + 1 == 2
     assert row.properties["name_zh"] == "嘉兴站(改建)"
     assert row.updated_by == LOADER
-    with loader_engine.connect() as conn:
+    with private_engine.connect() as conn:
         wkt = conn.scalar(text("SELECT ST_AsText(geom) FROM features WHERE id = :id"), {"id": row.id})
         history = conn.execute(
             text("SELECT feature_id, version, properties, operation, changed_by FROM feature_history")
@@ -165,13 +152,13 @@ def test_changed_seed_feature_is_updated_with_history(loader_engine: Engine, see
     assert entry.properties == old_properties
 
 
-def test_edit_by_a_person_is_not_overwritten(loader_engine: Engine, seed_copy: Path) -> None:
+def test_edit_by_a_person_is_not_overwritten(private_engine: Engine, seed_copy: Path) -> None:
     """A feature a person edited in the database keeps the edit when its seed changes; the report says so."""
-    load(loader_engine, load_catalog(seed_copy, MAPS))
+    load(private_engine, load_catalog(seed_copy, MAPS))
     path = seed_copy / "rail_stations.geojson"
     doc = _read(path)
     code = doc["features"][2]["properties"]["code"]
-    with loader_engine.begin() as conn:
+    with private_engine.begin() as conn:
         conn.execute(
             text(
                 "UPDATE features SET updated_by = 'someone',"
@@ -179,20 +166,20 @@ def test_edit_by_a_person_is_not_overwritten(loader_engine: Engine, seed_copy: P
             ),
             {"n": "人工核实的站名", "c": code},
         )
-    edited = _row(loader_engine, code)
-    before = _snapshot(loader_engine)
+    edited = _row(private_engine, code)
+    before = _snapshot(private_engine)
     doc["features"][2]["properties"]["name_zh"] = "种子文件的新站名"
     _write(path, doc)
 
-    reports = {r.layer: r for r in load(loader_engine, load_catalog(seed_copy, MAPS))}
+    reports = {r.layer: r for r in load(private_engine, load_catalog(seed_copy, MAPS))}
 
     assert reports["rail_stations"].kept_edits == [code]
     assert reports["rail_stations"].updated == []
     assert code in reports["rail_stations"].summary()
-    row = _row(loader_engine, code)
+    row = _row(private_engine, code)
     assert row.properties["name_zh"] == "人工核实的站名"
     assert (row.version, row.updated_by) == (edited.version, "someone")
-    assert _snapshot(loader_engine) == before
+    assert _snapshot(private_engine) == before
 
 
 def _wrong_type(doc: dict[str, Any]) -> str:
@@ -255,10 +242,10 @@ BAD_SEEDS: dict[str, tuple[str, Callable[[dict[str, Any]], str], list[str | tupl
 
 
 @pytest.mark.parametrize("case", list(BAD_SEEDS))
-def test_bad_seed_is_rejected_and_nothing_changes(loader_engine: Engine, seed_copy: Path, case: str) -> None:
+def test_bad_seed_is_rejected_and_nothing_changes(private_engine: Engine, seed_copy: Path, case: str) -> None:
     """Bad seed data raises SeedError naming file, feature code and reason; the database stays as it was."""
-    load(loader_engine, load_catalog(seed_copy, MAPS))
-    before = _snapshot(loader_engine)
+    load(private_engine, load_catalog(seed_copy, MAPS))
+    before = _snapshot(private_engine)
     filename, breaker, words = BAD_SEEDS[case]
     path = seed_copy / filename
     doc = _read(path)
@@ -270,7 +257,7 @@ def test_bad_seed_is_rejected_and_nothing_changes(loader_engine: Engine, seed_co
     _write(path, doc)
 
     with pytest.raises(SeedError) as raised:
-        load(loader_engine, load_catalog(seed_copy, MAPS))
+        load(private_engine, load_catalog(seed_copy, MAPS))
 
     message = str(raised.value)
     assert f"layers/{filename}" in message
@@ -278,27 +265,27 @@ def test_bad_seed_is_rejected_and_nothing_changes(loader_engine: Engine, seed_co
     for word in words:
         phrasings = (word,) if isinstance(word, str) else word
         assert any(p.lower() in message.lower() for p in phrasings), f"none of {phrasings!r} in {message!r}"
-    assert _snapshot(loader_engine) == before
+    assert _snapshot(private_engine) == before
 
 
-def test_file_that_is_not_json_is_rejected(loader_engine: Engine, seed_copy: Path) -> None:
+def test_file_that_is_not_json_is_rejected(private_engine: Engine, seed_copy: Path) -> None:
     """A seed file that is not JSON raises SeedError naming the file; the database stays as it was."""
-    load(loader_engine, load_catalog(seed_copy, MAPS))
-    before = _snapshot(loader_engine)
+    load(private_engine, load_catalog(seed_copy, MAPS))
+    before = _snapshot(private_engine)
     (seed_copy / "rail_lines.geojson").write_text(
         '{"type": "FeatureCollection", "features": [', encoding="utf-8"
     )
 
     with pytest.raises(SeedError) as raised:
-        load(loader_engine, load_catalog(seed_copy, MAPS))
+        load(private_engine, load_catalog(seed_copy, MAPS))
 
     message = str(raised.value)
     assert "layers/rail_lines.geojson" in message
     assert "json" in message.lower()
-    assert _snapshot(loader_engine) == before
+    assert _snapshot(private_engine) == before
 
 
-def test_every_problem_is_reported_at_once(loader_engine: Engine, seed_copy: Path) -> None:
+def test_every_problem_is_reported_at_once(private_engine: Engine, seed_copy: Path) -> None:
     """Problems in several features and files are all listed in one SeedError, each with its code."""
     stations = _read(seed_copy / "rail_stations.geojson")
     bad_status = _bad_status(stations)
@@ -310,11 +297,11 @@ def test_every_problem_is_reported_at_once(loader_engine: Engine, seed_copy: Pat
     _write(seed_copy / "g60_platforms.geojson", platforms)
 
     with pytest.raises(SeedError) as raised:
-        load(loader_engine, load_catalog(seed_copy, MAPS))
+        load(private_engine, load_catalog(seed_copy, MAPS))
 
     message = str(raised.value)
     for code in (bad_status, unknown, bow_tie):
         assert code in message
-    with loader_engine.connect() as conn:
+    with private_engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM features")) == 0
         assert conn.scalar(text("SELECT count(*) FROM layers")) == 0

@@ -13,12 +13,10 @@ from pathlib import Path
 
 from branca.element import CssLink, Element, Figure, JavascriptLink
 
-from geo_service.mapview.derived_css import DERIVED_FILES
+from geo_service.mapview.derived_css import DERIVED_FILES, NODE_MODULES
 
-ASSETS_DIR = Path(__file__).resolve().parent / "assets"
-NODE_MODULES = ASSETS_DIR / "node_modules"
 VENDOR_URL = "/static/vendor/"
-SETUP_HINT = f"run `npm ci` in {ASSETS_DIR}"
+SETUP_HINT = "run `make run` (or `npm ci --prefix geo_service/mapview/assets`) to install them"
 
 # External URL Folium emits -> path under the vendor tree (a package file, or a derived stylesheet).
 # Versions follow folium 0.20 except Leaflet (1.9.4, the bug-fix release of the 1.9.3 Folium names);

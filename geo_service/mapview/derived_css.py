@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-NODE_MODULES = Path(__file__).resolve().parent / "assets" / "node_modules"
+NODE_MODULES = Path(__file__).resolve().parent / "assets" / "node_modules"  # installed by `npm ci`
 
 BOOTSTRAP3_CSS = "bootstrap3/dist/css/bootstrap.css"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,10 +11,10 @@ from sqlalchemy import text
 
 from geo_service.app import create_app
 from geo_service.catalog import Catalog
-from geo_service.db.engine import drop_database, sync_engine
+from geo_service.db.engine import sync_engine
 from geo_service.loader import load
 from geo_service.settings import Settings
-from tests.conftest import make_database, running_server
+from tests.conftest import private_database, running_server
 
 # Hostile text in a feature must reach the page as text, never as markup or a script.
 PROBE_NAME = '<img src="x" onerror="window.jxplanInjected = 1">探针 probe'
@@ -60,27 +59,29 @@ def probe_server(
     server_url: str, catalog: Catalog, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """Every layer plus the probe features in rail_stations, served with a page size of three."""
-    url = make_database(server_url, f"jxplan_test_probe_{os.getpid()}")
-    engine = sync_engine(url)
-    load(engine, catalog)
-    with engine.begin() as conn:
-        for probe in PROBES:
-            props = {k: v for k, v in probe.items() if k != "_geometry"}
-            geometry = probe["_geometry"]
-            conn.execute(
-                text(
-                    "INSERT INTO features (layer_id, properties, geom) VALUES"
-                    " ('rail_stations', CAST(:p AS jsonb), ST_SetSRID(ST_GeomFromGeoJSON(:g), 4326))"
-                ),
-                {"p": json.dumps(props, ensure_ascii=False), "g": json.dumps(geometry) if geometry else None},
-            )
-    engine.dispose()
-    settings = Settings(
-        database_url=url,
-        data_dir=tmp_path_factory.mktemp("probe"),
-        default_limit=PROBE_PAGE_SIZE,
-        max_limit=PROBE_PAGE_SIZE,
-    )
-    with running_server(create_app(settings, catalog)) as base:
-        yield base
-    drop_database(url)
+    with private_database(server_url, "probe") as url:
+        engine = sync_engine(url)
+        load(engine, catalog)
+        with engine.begin() as conn:
+            for probe in PROBES:
+                props = {k: v for k, v in probe.items() if k != "_geometry"}
+                geometry = probe["_geometry"]
+                conn.execute(
+                    text(
+                        "INSERT INTO features (layer_id, properties, geom) VALUES"
+                        " ('rail_stations', CAST(:p AS jsonb), ST_SetSRID(ST_GeomFromGeoJSON(:g), 4326))"
+                    ),
+                    {
+                        "p": json.dumps(props, ensure_ascii=False),
+                        "g": json.dumps(geometry) if geometry else None,
+                    },
+                )
+        engine.dispose()
+        settings = Settings(
+            database_url=url,
+            data_dir=tmp_path_factory.mktemp("probe"),
+            default_limit=PROBE_PAGE_SIZE,
+            max_limit=PROBE_PAGE_SIZE,
+        )
+        with running_server(create_app(settings, catalog)) as base:
+            yield base

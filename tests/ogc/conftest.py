@@ -6,21 +6,20 @@ service's own code.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import pytest
-from conftest import make_database
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import Engine
 
 from geo_service.app import create_app
 from geo_service.catalog import Catalog
-from geo_service.db.engine import drop_database, sync_engine
+from geo_service.db.engine import sync_engine
 from geo_service.loader import load
 from geo_service.settings import Settings
+from tests.conftest import private_database
 
 PROBLEM_JSON = "application/problem+json"
 SMALL_DEFAULT_LIMIT = 3
@@ -48,14 +47,13 @@ def writable(
 ) -> Iterator[Writable]:
     """A private copy of the loaded layers (never the shared database) served by its own app, per module."""
     module = request.module.__name__.rsplit(".", 1)[-1]
-    url = make_database(server_url, f"jxplan_test_ogc_{module}_{os.getpid()}")
-    engine = sync_engine(url)
-    load(engine, catalog)
-    private = settings.model_copy(update={"database_url": url})
-    with TestClient(create_app(private, catalog), raise_server_exceptions=False) as test_client:
-        yield Writable(test_client, engine)
-    engine.dispose()
-    drop_database(url)
+    with private_database(server_url, f"ogc_{module}") as url:
+        engine = sync_engine(url)
+        load(engine, catalog)
+        private = settings.model_copy(update={"database_url": url})
+        with TestClient(create_app(private, catalog), raise_server_exceptions=False) as test_client:
+            yield Writable(test_client, engine)
+        engine.dispose()
 
 
 def walk_pages(http: TestClient, url: str, max_pages: int = 500) -> list[dict[str, Any]]:
