@@ -12,10 +12,11 @@ from geo_service.ogc.crs import CRS84, SUPPORTED
 from geo_service.ogc.dependencies import get_catalog, get_engine, get_layer, get_settings
 from geo_service.ogc.html import render
 from geo_service.ogc.links import base_url, link, url
-from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, negotiate
+from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, SCHEMA_JSON, negotiate
 from geo_service.ogc.parameters import reject_unknown
 from geo_service.ogc.query import layer_states_statement
 from geo_service.ogc.responses import cache_headers, etag_for, json_response, not_modified
+from geo_service.ogc.schemas import REL_QUERYABLES, REL_SCHEMA, REL_SORTABLES
 from geo_service.settings import Settings
 
 router = APIRouter()
@@ -44,6 +45,20 @@ def collection_document(request: Request, settings: Settings, layer: Layer, row:
                 url(request, settings, f"{path}/items", f="json"), "items", GEOJSON, "要素 Features (GeoJSON)"
             ),
             link(url(request, settings, f"{path}/items", f="html"), "items", HTML, "要素 Features (HTML)"),
+            link(
+                url(request, settings, f"{path}/queryables"),
+                REL_QUERYABLES,
+                SCHEMA_JSON,
+                "可查询属性 Queryables",
+            ),
+            link(
+                url(request, settings, f"{path}/sortables"),
+                REL_SORTABLES,
+                SCHEMA_JSON,
+                "可排序属性 Sortables",
+            ),
+            link(url(request, settings, f"{path}/schema"), REL_SCHEMA, SCHEMA_JSON, "模式 Schema"),
+            link(url(request, settings, f"{path}/schema"), "describedby", SCHEMA_JSON, "模式 Schema"),
         ],
     }
     if row is not None and row.xmin is not None:

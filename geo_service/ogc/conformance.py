@@ -1,10 +1,33 @@
-"""The conformance classes this service declares: only those that truly pass."""
+"""The conformance classes this service declares: only those that truly pass (each has tests)."""
 
-CORE = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
-GEOJSON = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson"
-HTML = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html"
-OAS30 = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30"
+_FEATURES = "http://www.opengis.net/spec/ogcapi-features-{part}/1.0/conf/{name}"
+_CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf/{name}"
 
-CRS_BY_REFERENCE = "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs"
+CORE = _FEATURES.format(part=1, name="core")
+GEOJSON = _FEATURES.format(part=1, name="geojson")
+HTML = _FEATURES.format(part=1, name="html")
+OAS30 = _FEATURES.format(part=1, name="oas30")
 
-CONFORMS_TO = [CORE, GEOJSON, HTML, OAS30, CRS_BY_REFERENCE]
+CRS_BY_REFERENCE = _FEATURES.format(part=2, name="crs")
+
+FILTERING = [_FEATURES.format(part=3, name=n) for n in ("queryables", "filter", "features-filter")]
+CQL2 = [
+    _CQL2.format(name=n)
+    for n in (
+        "cql2-text",
+        "cql2-json",
+        "basic-cql2",
+        "advanced-comparison-operators",
+        "case-insensitive-comparison",
+        "basic-spatial-functions",
+        "basic-spatial-functions-plus",
+        "spatial-functions",
+        "array-functions",
+        "property-property",
+        "arithmetic",
+    )
+]
+
+SCHEMAS = [_FEATURES.format(part=5, name=n) for n in ("schemas", "queryables", "sortables")]
+
+CONFORMS_TO = [CORE, GEOJSON, HTML, OAS30, CRS_BY_REFERENCE, *FILTERING, *CQL2, *SCHEMAS]

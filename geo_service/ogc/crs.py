@@ -45,18 +45,30 @@ class CRS:
         """Whether coordinates are degrees (and a box may cross the antimeridian)."""
         return self.srid in (4326, 4490)
 
+    def to_storage_sql(self, expr: str) -> str:
+        """SQL turning a geometry in this CRS's SRID (east/north order) into the stored CRS.
+
+        Edges are densified before a transform so a projected shape keeps its form in degrees.
+        """
+        if self.srid == STORAGE_SRID:
+            return expr
+        step = "0.001" if self.srid == 4490 else "100"
+        return f"ST_Transform(ST_Segmentize({expr}, {step}), {STORAGE_SRID})"
+
     def envelope_sql(self, names: tuple[str, str, str, str]) -> str:
         """SQL of a box in this CRS (bound parameters west/east-most x, south/north-most y) as WGS 84.
 
-        The literal is transformed, not the column, so the GiST index stays usable; its edges are densified
-        first so a projected box keeps its shape in degrees.
+        The literal is transformed, not the column, so the GiST index stays usable.
         """
         xmin, ymin, xmax, ymax = (f":{n}" for n in names)
-        box = f"ST_MakeEnvelope({xmin}, {ymin}, {xmax}, {ymax}, {self.srid})"
-        if self.srid == STORAGE_SRID:
-            return box
-        step = "0.001" if self.srid == 4490 else "100"
-        return f"ST_Transform(ST_Segmentize({box}, {step}), {STORAGE_SRID})"
+        return self.to_storage_sql(f"ST_MakeEnvelope({xmin}, {ymin}, {xmax}, {ymax}, {self.srid})")
+
+    def literal_sql(self, expr: str) -> str:
+        """SQL turning a geometry literal written in this CRS and its axis order into the stored CRS."""
+        geometry = f"ST_SetSRID({expr}, {self.srid})"
+        if self.flip_axes:
+            geometry = f"ST_FlipCoordinates({geometry})"
+        return self.to_storage_sql(geometry)
 
 
 CRS84_CRS = CRS(CRS84, STORAGE_SRID, flip_axes=False, digits=7)

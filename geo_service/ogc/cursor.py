@@ -1,10 +1,15 @@
-"""Keyset cursors for `next` links: the last id shown plus a fingerprint of the query they belong to."""
+"""Keyset cursors for `next` links: where the last page ended, plus a fingerprint of the query.
+
+The position is the last row's sort values (when `sortby` is given) followed by its id; the next page
+starts strictly after it, so page 5,000 costs what page 1 costs.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+from typing import Any
 
 from geo_service.errors import InvalidParameter
 
@@ -13,28 +18,50 @@ def _digest(fingerprint: str) -> str:
     return hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
 
 
-def encode_cursor(last_id: int, fingerprint: str) -> str:
+def encode_cursor(position: list[Any], fingerprint: str) -> str:
     """An opaque, URL-safe token."""
-    raw = json.dumps({"after": last_id, "q": _digest(fingerprint)}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    raw = json.dumps({"p": position, "q": _digest(fingerprint)}, separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(token: str | None, fingerprint: str) -> int | None:
-    """The id after which the page starts; 400 for a damaged token or one from another query."""
+def _fits(value: Any, kind: str) -> bool:
+    if value is None:
+        return True
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def decode_cursor(token: str | None, fingerprint: str, kinds: tuple[str, ...] = ()) -> list[Any] | None:
+    """The position after which the page starts (one value per sort key, of the key's JSON kind, then
+    an id); 400 for a damaged token or one from another query."""
     if token is None:
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        after = data["after"]
+        position = data["p"]
         query = data["q"]
     except (ValueError, KeyError, TypeError):
         raise InvalidParameter(
             "cursor is not valid: follow the `next` link exactly as the server gave it.", parameter="cursor"
         ) from None
-    if not isinstance(after, int) or isinstance(after, bool) or query != _digest(fingerprint):
+    if query != _digest(fingerprint):
         raise InvalidParameter(
-            "cursor belongs to a different query (collection, bbox or filter changed): "
+            "cursor belongs to a different query (collection, bbox, filter or sortby changed): "
             "start again from the first page.",
             parameter="cursor",
         )
-    return after
+    valid = (
+        isinstance(position, list)
+        and len(position) == len(kinds) + 1
+        and isinstance(position[-1], int)
+        and not isinstance(position[-1], bool)
+        and all(_fits(v, k) for v, k in zip(position, kinds, strict=False))
+    )
+    if not valid:
+        raise InvalidParameter(
+            "cursor is not valid: follow the `next` link exactly as the server gave it.", parameter="cursor"
+        )
+    return position

@@ -13,10 +13,12 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from geo_service.catalog import Layer
-from geo_service.errors import NotFound
+from geo_service.errors import InvalidParameter, NotFound
+from geo_service.ogc.cql import parse_filter, run_filtered
 from geo_service.ogc.crs import content_crs, parse_crs
 from geo_service.ogc.cursor import decode_cursor, encode_cursor
 from geo_service.ogc.dependencies import get_engine, get_layer, get_settings, layer_state
+from geo_service.ogc.fields import parse_properties, parse_sortby
 from geo_service.ogc.html import render
 from geo_service.ogc.links import base_url, link, url
 from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, negotiate
@@ -64,9 +66,23 @@ async def items(
     limit = parse_limit(params.get("limit"), settings.default_limit, settings.max_limit)
     crs = parse_crs(params.get("crs"), "crs")
     bbox_crs = parse_crs(params.get("bbox-crs"), "bbox-crs")
-    filter_ = ItemsFilter(layer.id, parse_bbox(params.get("bbox"), bbox_crs), bbox_crs)
+    filter_crs = parse_crs(params.get("filter-crs"), "filter-crs")
+    raw_filter = params.get("filter")
+    if raw_filter is None and ("filter-lang" in params or "filter-crs" in params):
+        raise InvalidParameter(
+            "filter-lang and filter-crs describe a filter; give filter too.", parameter="filter"
+        )
+    predicate = None
+    if raw_filter is not None:
+        predicate = parse_filter(raw_filter, params.get("filter-lang"), layer, filter_crs)
+    filter_ = ItemsFilter(layer.id, parse_bbox(params.get("bbox"), bbox_crs), bbox_crs, predicate)
+    sort = parse_sortby(params.get("sortby"), layer)
+    selected = parse_properties(params.get("properties"), layer)
+    drop = None if selected is None else [n for n in layer.property_names if n not in selected]
     parse_datetime(params.get("datetime"))
-    after = decode_cursor(params.get("cursor"), filter_.fingerprint())
+    fingerprint = filter_.fingerprint() + "|" + ",".join(map(str, sort))
+    kinds = tuple("number" if k.field.kind == "integer" else k.field.kind for k in sort)
+    after = decode_cursor(params.get("cursor"), fingerprint, kinds)
 
     async with engine.connect() as conn:
         # one snapshot for the layer state and the page, so numberMatched and the page agree
@@ -78,23 +94,20 @@ async def items(
         if (cached := not_modified(request, etag, state.updated_at)) is not None:
             return cached
         count_here = filter_.is_filtered and state.feature_count <= settings.exact_count_threshold
-        row = (
-            await conn.execute(page_statement(filter_, after=after, limit=limit, count=count_here, crs=crs))
-        ).one()
+        statement = page_statement(
+            filter_, after=after, limit=limit, count=count_here, crs=crs, sort=sort, drop=drop
+        )
+        row = (await run_filtered(conn, statement, predicate is not None)).one()
         await conn.rollback()
 
     matched = row.matched if filter_.is_filtered else state.feature_count
     path = f"/collections/{layer.id}/items"
     query: dict[str, Any] = {
-        "limit": params.get("limit"),
-        "bbox": params.get("bbox"),
-        "bbox-crs": params.get("bbox-crs"),
-        "datetime": params.get("datetime"),
-        "crs": params.get("crs"),
+        name: params.get(name) for name in ITEMS_PARAMETERS if name not in ("f", "cursor")
     }
     links = _format_links(request, settings, path, fmt, **query, cursor=params.get("cursor"))
     if row.has_more:
-        cursor = encode_cursor(row.last_id, filter_.fingerprint())
+        cursor = encode_cursor(json.loads(row.last_position), fingerprint)
         next_type = HTML if fmt == HTML else GEOJSON
         f = "html" if fmt == HTML else "json"
         links.append(
@@ -154,19 +167,36 @@ async def feature(
     """One feature, with links to itself and its collection."""
     reject_unknown(request.query_params, FEATURE_PARAMETERS)
     crs = parse_crs(request.query_params.get("crs"), "crs")
+    selected = parse_properties(request.query_params.get("properties"), layer)
+    drop = None if selected is None else [n for n in layer.property_names if n not in selected]
     fmt = negotiate(request, [GEOJSON, HTML])
     if not FEATURE_ID.match(feature_id):
         raise NotFound(f"No feature {feature_id!r} in {layer.id}: feature ids are positive integers.")
     async with engine.connect() as conn:
-        row = (await conn.execute(feature_statement(layer.id, int(feature_id), crs))).first()
+        row = (await conn.execute(feature_statement(layer.id, int(feature_id), crs, drop))).first()
     if row is None:
         raise NotFound(f"No feature {feature_id} in collection {layer.id}.")
-    etag = etag_for("feature", layer.id, feature_id, row.version, fmt, crs.uri, str(request.base_url))
+    etag = etag_for(
+        "feature",
+        layer.id,
+        feature_id,
+        row.version,
+        fmt,
+        sorted(request.query_params.multi_items()),
+        str(request.base_url),
+    )
     if (cached := not_modified(request, etag, row.updated_at)) is not None:
         return cached
     headers = cache_headers(etag, row.updated_at)
     path = f"/collections/{layer.id}/items/{feature_id}"
-    links = _format_links(request, settings, path, fmt, crs=request.query_params.get("crs"))
+    links = _format_links(
+        request,
+        settings,
+        path,
+        fmt,
+        crs=request.query_params.get("crs"),
+        properties=request.query_params.get("properties"),
+    )
     links.append(
         link(
             url(request, settings, f"/collections/{layer.id}", f="json"), "collection", JSON, str(layer.title)

@@ -10,6 +10,7 @@ JSON = "application/json"
 GEOJSON = "application/geo+json"
 HTML = "text/html"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+SCHEMA_JSON = "application/schema+json"
 
 _F_VALUES = {"json": JSON, "geojson": GEOJSON, "html": HTML}
 
@@ -40,9 +41,13 @@ def negotiate(request: Request, offered: list[str]) -> str:
             wanted = GEOJSON
         if wanted == GEOJSON and GEOJSON not in offered and JSON in offered:
             wanted = JSON
+        if wanted in (JSON, GEOJSON) and SCHEMA_JSON in offered:
+            wanted = SCHEMA_JSON
         if wanted not in offered:
             names = sorted(
-                k for k, v in _F_VALUES.items() if v in offered or (v == JSON and GEOJSON in offered)
+                k
+                for k, v in _F_VALUES.items()
+                if v in offered or (v == JSON and (GEOJSON in offered or SCHEMA_JSON in offered))
             )
             raise InvalidParameter(
                 f"f={f} is not offered here; use one of: {', '.join(names)}.", parameter="f"
@@ -56,6 +61,8 @@ def negotiate(request: Request, offered: list[str]) -> str:
             return by_base[media]
         if media == JSON and GEOJSON in offered:
             return GEOJSON
+        if media == JSON and SCHEMA_JSON in offered:
+            return SCHEMA_JSON
         if media in ("application/*", "*/*"):
             return offered[0]
         if media == "application/openapi+json" and OPENAPI in offered:

@@ -11,8 +11,21 @@ from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, OPENAPI
 from geo_service.ogc.parameters import declarations
 from geo_service.settings import Settings
 
-ITEMS_PARAMETERS = ["f", "limit", "bbox", "bbox-crs", "datetime", "crs", "cursor"]
-FEATURE_PARAMETERS = ["f", "crs"]
+ITEMS_PARAMETERS = [
+    "f",
+    "limit",
+    "bbox",
+    "bbox-crs",
+    "datetime",
+    "crs",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "sortby",
+    "properties",
+    "cursor",
+]
+FEATURE_PARAMETERS = ["f", "crs", "properties"]
 
 
 def _ref(kind: str, name: str) -> dict[str, str]:

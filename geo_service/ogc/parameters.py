@@ -88,6 +88,53 @@ def declarations(default_limit: int, max_limit: int) -> dict[str, dict[str, Any]
             "description": "CRS of the bbox numbers, in its axis order. Default CRS84.",
             "schema": {"type": "string", "format": "uri", "enum": list(SUPPORTED)},
         },
+        "filter": {
+            "name": "filter",
+            "in": "query",
+            "required": False,
+            "style": "form",
+            "explode": False,
+            "description": "A CQL2 condition on the collection's queryables (see its /queryables), e.g. "
+            "`status = 'planned' AND S_INTERSECTS(geometry, BBOX(120.8,30.8,121.0,31.0))`.",
+            "schema": {"type": "string"},
+        },
+        "filter-lang": {
+            "name": "filter-lang",
+            "in": "query",
+            "required": False,
+            "style": "form",
+            "explode": False,
+            "description": "Encoding of `filter`: cql2-text (default) or cql2-json.",
+            "schema": {"type": "string", "enum": ["cql2-text", "cql2-json"], "default": "cql2-text"},
+        },
+        "filter-crs": {
+            "name": "filter-crs",
+            "in": "query",
+            "required": False,
+            "style": "form",
+            "explode": False,
+            "description": "CRS of the geometry literals in `filter`, in its axis order. Default CRS84.",
+            "schema": {"type": "string", "format": "uri", "enum": list(SUPPORTED)},
+        },
+        "sortby": {
+            "name": "sortby",
+            "in": "query",
+            "required": False,
+            "style": "form",
+            "explode": False,
+            "description": "Sort keys from the collection's /sortables, comma-separated; prefix - for "
+            "descending, + (or nothing) for ascending. Empty values sort last either way.",
+            "schema": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": r"^[+-]?\w+$"}},
+        },
+        "properties": {
+            "name": "properties",
+            "in": "query",
+            "required": False,
+            "style": "form",
+            "explode": False,
+            "description": "Only these properties in each feature, comma-separated (empty: none).",
+            "schema": {"type": "array", "items": {"type": "string"}},
+        },
         "collectionId": {
             "name": "collectionId",
             "in": "path",
@@ -170,8 +217,20 @@ def parse_bbox(raw: str | None, crs: CRS = CRS84_CRS) -> BBox | None:
         raise InvalidParameter(
             f"bbox must be comma-separated numbers; got {raw!r}.", parameter="bbox"
         ) from None
+    return bbox_from_numbers(numbers, crs)
+
+
+def bbox_from_numbers(numbers: list[float], crs: CRS = CRS84_CRS, parameter: str = "bbox") -> BBox:
+    """A box from 4 or 6 numbers in the axis order of `crs`, checked against its range."""
+    order = crs.bbox_order
+    name = "bbox" if parameter == "bbox" else "BBOX"
+    if len(numbers) not in (4, 6):
+        raise InvalidParameter(
+            f"{name} needs 4 numbers ({order}) or 6 (with heights); got {len(numbers)}.",
+            parameter=parameter,
+        )
     if not all(math.isfinite(n) for n in numbers):
-        raise InvalidParameter("bbox numbers must be finite.", parameter="bbox")
+        raise InvalidParameter(f"{name} numbers must be finite.", parameter=parameter)
     if len(numbers) == 6:
         numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
     if crs.flip_axes:
@@ -181,18 +240,19 @@ def parse_bbox(raw: str | None, crs: CRS = CRS84_CRS) -> BBox | None:
     if not crs.geographic:
         if west > east or south > north:
             raise InvalidParameter(
-                f"bbox minimum is greater than maximum (axis order of {crs.uri}).", parameter="bbox"
+                f"{name} minimum is greater than maximum (axis order of {crs.uri}: {order}).",
+                parameter=parameter,
             )
         return BBox(west, south, east, north)
     if not (-180 <= west <= 180 and -180 <= east <= 180):
-        raise InvalidParameter("bbox longitudes must be between -180 and 180.", parameter="bbox")
+        raise InvalidParameter(f"{name} longitudes must be between -180 and 180.", parameter=parameter)
     if not (-90 <= south <= 90 and -90 <= north <= 90):
         raise InvalidParameter(
-            f"bbox latitudes must be between -90 and 90 (the order for {crs.uri} is {order}).",
-            parameter="bbox",
+            f"{name} latitudes must be between -90 and 90 (the order for {crs.uri} is {order}).",
+            parameter=parameter,
         )
     if south > north:
-        raise InvalidParameter("bbox minLat is greater than maxLat.", parameter="bbox")
+        raise InvalidParameter(f"{name} minLat is greater than maxLat.", parameter=parameter)
     return BBox(west, south, east, north)
 
 

@@ -6,21 +6,28 @@ inside PostgreSQL (`json_build_object`, `ST_AsGeoJSON`, `string_agg`): Python ne
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import TextClause, text
 
+from geo_service.ogc.cql import Predicate
 from geo_service.ogc.crs import CRS, CRS84_CRS
+from geo_service.ogc.fields import SortKey
 from geo_service.ogc.parameters import BBox
 
 
-def feature_json(crs: CRS) -> str:
-    """SQL of one feature as GeoJSON text, its geometry in `crs` and that CRS's axis order."""
+def feature_json(crs: CRS, *, drop_properties: bool = False) -> str:
+    """SQL of one feature as GeoJSON text, its geometry in `crs` and that CRS's axis order.
+
+    With `drop_properties`, the members named by the bound text array `:drop` are left out.
+    """
+    properties = "f.properties - CAST(:drop AS text[])" if drop_properties else "f.properties"
     return (
         "json_build_object('type', 'Feature', 'id', f.id,"
         f" 'geometry', ST_AsGeoJSON({crs.geometry_sql('f.geom')}, {crs.digits}, 0)::json,"
-        " 'properties', f.properties)::text"
+        f" 'properties', {properties})::text"
     )
 
 
@@ -31,18 +38,21 @@ class ItemsFilter:
     layer_id: str
     bbox: BBox | None = None
     bbox_crs: CRS = CRS84_CRS
+    predicate: Predicate | None = None
 
     @property
     def is_filtered(self) -> bool:
         """Whether the filter selects less than the whole layer."""
-        return self.bbox is not None
+        return self.bbox is not None or self.predicate is not None
 
     def fingerprint(self) -> str:
         """A stable text that identifies the filter, bound into cursors."""
-        box = self.bbox
-        if box is None:
-            return self.layer_id
-        return f"{self.layer_id}|{box.west},{box.south},{box.east},{box.north}|{self.bbox_crs.uri}"
+        parts = [self.layer_id]
+        if (box := self.bbox) is not None:
+            parts.append(f"{box.west},{box.south},{box.east},{box.north}|{self.bbox_crs.uri}")
+        if self.predicate is not None:
+            parts.append(self.predicate.canonical)
+        return "|".join(parts)
 
 
 @dataclass
@@ -64,47 +74,102 @@ def _where(filter_: ItemsFilter) -> _Where:
             boxes.append(f"ST_Intersects(f.geom, {envelope})")
             where.params.update({f"w{i}": w, f"s{i}": s, f"e{i}": e, f"n{i}": n})
         where.clauses.append("(" + " OR ".join(boxes) + ")")
+    if filter_.predicate is not None:
+        where.clauses.append(filter_.predicate.sql)
+        where.params.update(filter_.predicate.params)
     return where
 
 
+@dataclass(frozen=True)
+class _Order:
+    """The page order: each sort key (NULLs last in either direction), then the feature id."""
+
+    keys: tuple[SortKey, ...]
+
+    def clause(self, column: Callable[[int], str], *, id_column: str = "f.id", reverse: bool = False) -> str:
+        terms = []
+        for i, key in enumerate(self.keys):
+            expr = column(i)
+            terms.append(f"({expr} IS NULL){' DESC' if reverse else ''}")
+            terms.append(f"{expr}{' DESC' if key.descending != reverse else ''}")
+        terms.append(f"{id_column} DESC" if reverse else id_column)
+        return "ORDER BY " + ", ".join(terms)
+
+    def after(self, position: list[Any], params: dict[str, Any]) -> str:
+        """SQL selecting the rows after `position` (the last row's key values, then its id)."""
+        *values, last_id = position
+        params["after"] = last_id
+        disjuncts: list[str] = []
+        equal: list[str] = []
+        for i, (key, value) in enumerate(zip(self.keys, values, strict=True)):
+            expr = key.field.sort_sql
+            if value is None:  # the last row had NULL here: only later NULLs, ordered by what follows
+                equal.append(f"{expr} IS NULL")
+                continue
+            params[f"k{i}"] = value
+            later = f"{expr} {'<' if key.descending else '>'} :k{i}"
+            disjuncts.append(" AND ".join([*equal, f"{expr} IS NOT NULL", later]))
+            disjuncts.append(" AND ".join([*equal, f"{expr} IS NULL"]))
+            equal.append(f"{expr} = :k{i}")
+        disjuncts.append(" AND ".join([*equal, "f.id > :after"]))
+        return "(" + " OR ".join(f"({d})" for d in disjuncts) + ")"
+
+
 def page_statement(
-    filter_: ItemsFilter, *, after: int | None, limit: int, count: bool, crs: CRS = CRS84_CRS
+    filter_: ItemsFilter,
+    *,
+    after: list[Any] | None,
+    limit: int,
+    count: bool,
+    crs: CRS = CRS84_CRS,
+    sort: tuple[SortKey, ...] = (),
+    drop: list[str] | None = None,
 ) -> TextClause:
-    """One statement: the page's features as a JSON array body, whether more follow, and the count if asked.
+    """One statement: the page's features as a JSON array body, whether more follow, where the page
+    ends (the last row's sort values and id, for the next cursor), and the count if asked.
 
     One extra row is fetched to learn whether a next page exists without counting.
     """
     where = _where(filter_)
     base = where.sql()
-    page_where = base + (" AND f.id > :after" if after is not None else "")
+    order = _Order(sort)
+    params = dict(where.params)
+    page_where = base + (f" AND {order.after(after, params)}" if after is not None else "")
     matched = f"(SELECT count(*) FROM features f WHERE {base})" if count else "NULL::bigint"
+    keys = "".join(f", {key.field.sort_sql} AS k{i}" for i, key in enumerate(sort))
+    key_columns = "".join(f"k{i}, " for i in range(len(sort)))
     sql = f"""
         WITH page AS (
-            SELECT f.id, f.geom, f.properties FROM features f
+            SELECT f.id, f.geom, f.properties{keys} FROM features f
             WHERE {page_where}
-            ORDER BY f.id
+            {order.clause(lambda i: sort[i].field.sort_sql)}
             LIMIT :fetch
         ), shown AS (
-            SELECT * FROM page f ORDER BY f.id LIMIT :limit
+            SELECT * FROM page f {order.clause(lambda i: f"f.k{i}")} LIMIT :limit
         )
         SELECT (SELECT count(*) FROM page) > :limit AS has_more,
-               (SELECT max(id) FROM shown) AS last_id,
+               (SELECT json_build_array({key_columns}id)::text FROM shown f
+                {order.clause(lambda i: f"f.k{i}", reverse=True)} LIMIT 1) AS last_position,
                (SELECT count(*) FROM shown) AS returned,
-               (SELECT string_agg({feature_json(crs)}, ',' ORDER BY f.id) FROM shown f) AS features,
+               (SELECT string_agg({feature_json(crs, drop_properties=drop is not None)}, ','
+                                  {order.clause(lambda i: f"f.k{i}")}) FROM shown f) AS features,
                {matched} AS matched
     """
-    params = where.params | {"fetch": limit + 1, "limit": limit}
-    if after is not None:
-        params["after"] = after
+    params |= {"fetch": limit + 1, "limit": limit}
+    if drop is not None:
+        params["drop"] = drop
     return text(sql).bindparams(**params)
 
 
-def feature_statement(layer_id: str, feature_id: int, crs: CRS = CRS84_CRS) -> TextClause:
+def feature_statement(
+    layer_id: str, feature_id: int, crs: CRS = CRS84_CRS, drop: list[str] | None = None
+) -> TextClause:
     """One feature as GeoJSON text, with its version and time of last change."""
-    return text(
-        f"SELECT {feature_json(crs)} AS feature, f.version, f.updated_at FROM features f"
-        " WHERE f.layer_id = :layer_id AND f.id = :id"
+    statement = text(
+        f"SELECT {feature_json(crs, drop_properties=drop is not None)} AS feature, f.version, f.updated_at"
+        " FROM features f WHERE f.layer_id = :layer_id AND f.id = :id"
     ).bindparams(layer_id=layer_id, id=feature_id)
+    return statement.bindparams(drop=drop) if drop is not None else statement
 
 
 def layer_states_statement() -> TextClause:

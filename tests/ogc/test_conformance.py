@@ -36,13 +36,51 @@ def test_declares_part2_crs(conforms_to: list[str]) -> None:
     assert PART2_CRS in conforms_to
 
 
-def test_declares_nothing_else(conforms_to: list[str]) -> None:
-    """No Part 3/4 or CQL2 class is claimed (clients would send requests the service cannot answer)."""
+PART3 = "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/"
+CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf/"
+PART5 = "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/"
+# what QGIS needs before it sends any filter (../CLIENTS.md, Filtering)
+QGIS_FILTER_CLASSES = {PART3 + "filter", PART3 + "features-filter", CQL2 + "cql2-text", CQL2 + "basic-cql2"}
+
+
+def test_declares_filtering_classes_qgis_checks(conforms_to: list[str]) -> None:
+    """All four classes QGIS checks before sending `filter`, plus the optional ones it uses."""
+    assert QGIS_FILTER_CLASSES <= set(conforms_to)
+    for optional in (
+        "advanced-comparison-operators",
+        "case-insensitive-comparison",
+        "basic-spatial-functions",
+    ):
+        assert CQL2 + optional in conforms_to
+    assert PART3 + "queryables" in conforms_to
+
+
+def test_declares_schemas(conforms_to: list[str]) -> None:
+    """Part 5 schemas is declared: QGIS 3.44+ reads field types from /schema only when it is."""
+    assert PART5 + "schemas" in conforms_to
+
+
+def test_declares_exactly_what_is_implemented(conforms_to: list[str]) -> None:
+    """Nothing beyond what the tests back: no Part 4 (editing), no temporal or accent-insensitive CQL2."""
     assert len(conforms_to) == len(set(conforms_to))
-    for uri in conforms_to:
-        assert uri.startswith(PART1) or uri == PART2_CRS, uri
-    assert not [u for u in conforms_to if "features-3" in u or "features-4" in u]
-    assert not [u for u in conforms_to if "cql2" in u or "filter" in u]
+    expected = {CORE, GEOJSON, HTML, OAS30, PART2_CRS} | QGIS_FILTER_CLASSES
+    expected |= {PART3 + "queryables", PART5 + "schemas", PART5 + "queryables", PART5 + "sortables"}
+    expected |= {
+        CQL2 + name
+        for name in (
+            "cql2-json",
+            "advanced-comparison-operators",
+            "case-insensitive-comparison",
+            "basic-spatial-functions",
+            "basic-spatial-functions-plus",
+            "spatial-functions",
+            "array-functions",
+            "property-property",
+            "arithmetic",
+        )
+    }
+    assert set(conforms_to) == expected
+    assert not [u for u in conforms_to if "features-4" in u or "temporal" in u or "accent" in u]
 
 
 def test_conformance_links(client: TestClient) -> None:
