@@ -89,6 +89,8 @@ COMMON_PROPERTIES: dict[str, dict[str, Any]] = {
     "note": {"type": ["string", "null"], "maxLength": 4000, "title": "备注 Note"},
 }
 REQUIRED_PROPERTIES = ["code", "name_zh", "name_en", "category", "status", "accuracy"]
+# property names double as `/items` query parameters (`?status=planned`), so none may be a standard one
+RESERVED_NAMES = {"f", "limit", "bbox", "datetime", "crs", "filter", "sortby", "properties", "cursor", "id"}
 
 
 class Bilingual(BaseModel):
@@ -152,6 +154,16 @@ class Layer(BaseModel):
         clash = set(self.properties) & set(COMMON_PROPERTIES)
         if clash:
             raise ValueError(f"layer {self.id} redeclares common properties {sorted(clash)}")
+        reserved = set(self.properties) & RESERVED_NAMES
+        if reserved:
+            raise ValueError(
+                f"layer {self.id}: property names {sorted(reserved)} are reserved query parameters"
+            )
+        bad = [name for name in self.properties if not LAYER_ID.match(name)]
+        if bad:
+            raise ValueError(
+                f"layer {self.id}: property names {bad} must be lower-case letters, digits and _"
+            )
         return self
 
     @cached_property

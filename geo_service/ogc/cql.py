@@ -134,7 +134,7 @@ def parse_filter(raw: str, lang: str | None, layer: Layer, crs: CRS = CRS84_CRS)
     except (cql2.ParseError, ValueError) as exc:
         where = str(exc).strip()
         raise _problem(f"filter is not valid {lang}:\n{where}") from None
-    translator = _Translator(layer, crs)
+    translator = _Translator(layer, crs, "cql")
     sql = translator.condition(tree, 0)
     canonical = json.dumps(tree, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return Predicate(f"({sql})", translator.params, f"{crs.uri}|{canonical}")
@@ -160,10 +160,56 @@ class _Value:
     kind: str  # string, number, boolean, array, geometry, null
 
 
+def equality_predicate(values: dict[str, str], layer: Layer) -> Predicate | None:
+    """Part 1 property parameters (`?status=planned`): each an equality on a scalar property, ANDed.
+
+    Values are typed by the property's schema: numbers must parse, booleans are true/false."""
+    if not values:
+        return None
+    fields = layer_fields(layer)
+    comparisons: list[Any] = []
+    for name, raw in sorted(values.items()):
+        kind = fields[name].kind
+        value: Any = raw
+        if kind in ("number", "integer"):
+            try:
+                value = float(raw)
+            except ValueError:
+                raise InvalidParameter(f"{name} is a number; got {raw!r}.", parameter=name) from None
+            if not math.isfinite(value):
+                raise InvalidParameter(f"{name} must be a finite number.", parameter=name)
+        elif kind == "boolean":
+            if raw not in ("true", "false"):
+                raise InvalidParameter(f"{name} is true or false; got {raw!r}.", parameter=name)
+            value = raw == "true"
+        comparisons.append({"op": "=", "args": [{"property": name}, value]})
+    tree = comparisons[0] if len(comparisons) == 1 else {"op": "and", "args": comparisons}
+    translator = _Translator(layer, CRS84_CRS, "eq")
+    sql = translator.condition(tree, 0)
+    canonical = json.dumps(tree, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return Predicate(f"({sql})", translator.params, canonical)
+
+
+def combine(*predicates: Predicate | None) -> Predicate | None:
+    """The AND of the given predicates (their bound names are distinct by prefix)."""
+    present = [p for p in predicates if p is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+    params: dict[str, Any] = {}
+    for p in present:
+        params |= p.params
+    return Predicate(
+        "(" + " AND ".join(p.sql for p in present) + ")", params, "&".join(p.canonical for p in present)
+    )
+
+
 @dataclass
 class _Translator:
     layer: Layer
     crs: CRS
+    prefix: str
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -171,7 +217,7 @@ class _Translator:
 
     # -- helpers -------------------------------------------------------------------------------------
     def bind(self, value: Any) -> str:
-        name = f"cql{len(self.params)}"
+        name = f"{self.prefix}{len(self.params)}"
         self.params[name] = value
         return f":{name}"
 

@@ -28,10 +28,10 @@ def _fits(value: Any, kind: str) -> bool:
     if value is None:
         return True
     if kind == "string":
-        return isinstance(value, str)
+        return isinstance(value, str) and "\x00" not in value  # PostgreSQL text cannot hold NUL
     if kind == "boolean":
         return isinstance(value, bool)
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, float) or (type(value) is int and abs(value) < 2**63)  # an int binds as bigint
 
 
 def decode_cursor(token: str | None, fingerprint: str, kinds: tuple[str, ...] = ()) -> list[Any] | None:
@@ -58,6 +58,7 @@ def decode_cursor(token: str | None, fingerprint: str, kinds: tuple[str, ...] = 
         and len(position) == len(kinds) + 1
         and isinstance(position[-1], int)
         and not isinstance(position[-1], bool)
+        and abs(position[-1]) < 2**63  # ids are bigint
         and all(_fits(v, k) for v, k in zip(position, kinds, strict=False))
     )
     if not valid:

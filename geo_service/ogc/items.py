@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,17 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from geo_service.catalog import Layer
 from geo_service.errors import InvalidParameter, NotFound
-from geo_service.ogc.cql import parse_filter, run_filtered
-from geo_service.ogc.crs import content_crs, parse_crs
+from geo_service.ogc import downloads
+from geo_service.ogc.cql import combine, equality_predicate, parse_filter, run_filtered
+from geo_service.ogc.crs import CRS, content_crs, parse_crs
 from geo_service.ogc.cursor import decode_cursor, encode_cursor
 from geo_service.ogc.dependencies import get_engine, get_layer, get_settings, layer_state
-from geo_service.ogc.fields import parse_properties, parse_sortby
+from geo_service.ogc.fields import SortKey, layer_fields, parse_properties, parse_sortby
 from geo_service.ogc.html import render
 from geo_service.ogc.links import base_url, link, url
 from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, negotiate
 from geo_service.ogc.openapi import FEATURE_PARAMETERS, ITEMS_PARAMETERS
 from geo_service.ogc.parameters import parse_bbox, parse_datetime, parse_limit, reject_unknown
-from geo_service.ogc.query import ItemsFilter, feature_statement, page_statement
+from geo_service.ogc.query import ItemsFilter, download_statement, feature_statement, page_statement
 from geo_service.ogc.responses import cache_headers, etag_for, not_modified
 from geo_service.settings import Settings
 
@@ -46,24 +48,47 @@ def _format_links(
     ]
 
 
+def _download_links(request: Request, settings: Settings, path: str, **query: Any) -> list[dict[str, str]]:
+    """Every match as a file, one `alternate` link per format (no cursor: a file holds all matches)."""
+    return [
+        link(url(request, settings, path, **query, f=f.key), "alternate", f.media_type, f"下载 {f.title}")
+        for f in downloads.FORMATS.values()
+    ]
+
+
 async def _chunks(head: str, features: str, tail: str) -> AsyncIterator[bytes]:
     yield head.encode()
     yield features.encode()
     yield tail.encode()
 
 
-@router.get("/collections/{collection_id}/items", include_in_schema=False)
-async def items(
-    request: Request,
-    layer: Layer = Depends(get_layer),
-    settings: Settings = Depends(get_settings),
-    engine: AsyncEngine = Depends(get_engine),
-) -> Response:
-    """A page of features: GeoJSON assembled by PostgreSQL, or an HTML table."""
+@dataclass(frozen=True)
+class ItemsQuery:
+    """A parsed `/items` request: what to select, in which order and CRS, and where the page starts."""
+
+    filter: ItemsFilter
+    crs: CRS
+    sort: tuple[SortKey, ...]
+    selected: tuple[str, ...] | None
+    limit: int
+    explicit_limit: int | None
+    fingerprint: str
+    after: list[Any] | None
+    drop: list[str] | None  # properties left out (None: all kept)
+
+
+def property_parameters(layer: Layer) -> list[str]:
+    """Part 1 filters on feature properties: `?status=planned` for each scalar property."""
+    return [name for name, f in layer_fields(layer).items() if f.sortable]
+
+
+def parse_items_query(request: Request, layer: Layer, settings: Settings) -> ItemsQuery:
+    """Every `/items` parameter checked and parsed; a 400 names the first that is wrong."""
     params = request.query_params
-    reject_unknown(params, ITEMS_PARAMETERS)
-    fmt = negotiate(request, [GEOJSON, HTML])
+    equality_names = property_parameters(layer)
+    reject_unknown(params, [*ITEMS_PARAMETERS, *equality_names])
     limit = parse_limit(params.get("limit"), settings.default_limit, settings.max_limit)
+    explicit_limit = limit if "limit" in params else None
     crs = parse_crs(params.get("crs"), "crs")
     bbox_crs = parse_crs(params.get("bbox-crs"), "bbox-crs")
     filter_crs = parse_crs(params.get("filter-crs"), "filter-crs")
@@ -75,7 +100,10 @@ async def items(
     predicate = None
     if raw_filter is not None:
         predicate = parse_filter(raw_filter, params.get("filter-lang"), layer, filter_crs)
-    filter_ = ItemsFilter(layer.id, parse_bbox(params.get("bbox"), bbox_crs), bbox_crs, predicate)
+    equalities = equality_predicate({n: params[n] for n in equality_names if n in params}, layer)
+    filter_ = ItemsFilter(
+        layer.id, parse_bbox(params.get("bbox"), bbox_crs), bbox_crs, combine(predicate, equalities)
+    )
     sort = parse_sortby(params.get("sortby"), layer)
     selected = parse_properties(params.get("properties"), layer)
     drop = None if selected is None else [n for n in layer.property_names if n not in selected]
@@ -83,6 +111,61 @@ async def items(
     fingerprint = filter_.fingerprint() + "|" + ",".join(map(str, sort))
     kinds = tuple("number" if k.field.kind == "integer" else k.field.kind for k in sort)
     after = decode_cursor(params.get("cursor"), fingerprint, kinds)
+    return ItemsQuery(filter_, crs, sort, selected, limit, explicit_limit, fingerprint, after, drop)
+
+
+def _query_values(request: Request, layer: Layer) -> dict[str, Any]:
+    """The selection parameters of this request, to carry into links (format and cursor aside)."""
+    names = [*ITEMS_PARAMETERS, *property_parameters(layer)]
+    return {n: request.query_params.get(n) for n in names if n not in ("f", "cursor")}
+
+
+async def _download(
+    request: Request, layer: Layer, engine: AsyncEngine, query: ItemsQuery, fmt: downloads.FileFormat
+) -> Response:
+    """The matching features as a file (every match, or the first `limit` when one is given)."""
+    downloads.check_crs(fmt, query.crs)
+    fields = downloads.columns(layer, query.selected)
+    statement = download_statement(
+        query.filter,
+        [downloads.column_sql(f) for f in fields],
+        downloads.geometry_sql(query.crs),
+        sort=query.sort,
+        limit=query.explicit_limit,
+    )
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        state = await layer_state(conn, layer)
+        etag = etag_for(
+            "download", layer.id, state.version, fmt.key, sorted(request.query_params.multi_items())
+        )
+        if (cached := not_modified(request, etag, state.updated_at)) is not None:
+            return cached
+        rows = list(await run_filtered(conn, statement, query.filter.predicate is not None))
+        await conn.rollback()
+    body = await downloads.render(fmt, layer, query.crs, fields, rows)
+    headers = cache_headers(etag, state.updated_at)
+    headers["Content-Disposition"] = f'attachment; filename="{layer.id}.{fmt.extension}"'
+    if fmt.key != "kml":
+        headers["Content-Crs"] = content_crs(query.crs)
+    media = fmt.media_type + ("; charset=utf-8" if fmt.key == "csv" else "")
+    return Response(content=body, media_type=media, headers=headers)
+
+
+@router.get("/collections/{collection_id}/items", include_in_schema=False)
+async def items(
+    request: Request,
+    layer: Layer = Depends(get_layer),
+    settings: Settings = Depends(get_settings),
+    engine: AsyncEngine = Depends(get_engine),
+) -> Response:
+    """A page of features: GeoJSON assembled by PostgreSQL, or an HTML table; or a file of all matches."""
+    fmt = negotiate(request, [GEOJSON, HTML, *downloads.FORMATS])
+    query = parse_items_query(request, layer, settings)
+    if fmt in downloads.FORMATS:
+        return await _download(request, layer, engine, query, downloads.FORMATS[fmt])
+    params = request.query_params
+    filter_, crs, after, fingerprint = query.filter, query.crs, query.after, query.fingerprint
 
     async with engine.connect() as conn:
         # one snapshot for the layer state and the page, so numberMatched and the page agree
@@ -95,24 +178,29 @@ async def items(
             return cached
         count_here = filter_.is_filtered and state.feature_count <= settings.exact_count_threshold
         statement = page_statement(
-            filter_, after=after, limit=limit, count=count_here, crs=crs, sort=sort, drop=drop
+            filter_,
+            after=after,
+            limit=query.limit,
+            count=count_here,
+            crs=crs,
+            sort=query.sort,
+            drop=query.drop,
         )
-        row = (await run_filtered(conn, statement, predicate is not None)).one()
+        row = (await run_filtered(conn, statement, filter_.predicate is not None)).one()
         await conn.rollback()
 
     matched = row.matched if filter_.is_filtered else state.feature_count
     path = f"/collections/{layer.id}/items"
-    query: dict[str, Any] = {
-        name: params.get(name) for name in ITEMS_PARAMETERS if name not in ("f", "cursor")
-    }
-    links = _format_links(request, settings, path, fmt, **query, cursor=params.get("cursor"))
+    values = _query_values(request, layer)
+    links = _format_links(request, settings, path, fmt, **values, cursor=params.get("cursor"))
+    links += _download_links(request, settings, path, **{k: v for k, v in values.items() if k != "limit"})
     if row.has_more:
         cursor = encode_cursor(json.loads(row.last_position), fingerprint)
         next_type = HTML if fmt == HTML else GEOJSON
         f = "html" if fmt == HTML else "json"
         links.append(
             link(
-                url(request, settings, path, **query, cursor=cursor, f=f),
+                url(request, settings, path, **values, cursor=cursor, f=f),
                 "next",
                 next_type,
                 "下一页 Next page",

@@ -11,8 +11,21 @@ GEOJSON = "application/geo+json"
 HTML = "text/html"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 SCHEMA_JSON = "application/schema+json"
+GEOPACKAGE = "application/geopackage+sqlite3"
+FLATGEOBUF = "application/flatgeobuf"
+CSV = "text/csv"
+KML = "application/vnd.google-earth.kml+xml"
 
-_F_VALUES = {"json": JSON, "geojson": GEOJSON, "html": HTML}
+_F_VALUES = {
+    "json": JSON,
+    "geojson": GEOJSON,
+    "html": HTML,
+    "gpkg": GEOPACKAGE,
+    "fgb": FLATGEOBUF,
+    "flatgeobuf": FLATGEOBUF,
+    "csv": CSV,
+    "kml": KML,
+}
 
 
 def _accepted(header: str) -> list[tuple[str, float]]:

@@ -7,7 +7,9 @@ from typing import Any
 from geo_service import __version__
 from geo_service.catalog import Catalog
 from geo_service.errors import PROBLEM_JSON
-from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, OPENAPI
+from geo_service.ogc.downloads import FORMATS
+from geo_service.ogc.fields import layer_fields
+from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, OPENAPI, SCHEMA_JSON
 from geo_service.ogc.parameters import declarations
 from geo_service.settings import Settings
 
@@ -145,6 +147,16 @@ def openapi_document(
     parameters["collectionId"]["schema"]["enum"] = list(catalog.layers)
     problem = {"content": {PROBLEM_JSON: {"schema": _ref("schemas", "Problem")}}}
     html_or = {HTML: ""}
+    parameters["fItems"] = parameters["f"] | {
+        "description": "Output format: json (GeoJSON), html, or a file of every match: gpkg (GeoPackage), "
+        "fgb (FlatGeobuf), csv (WKT geometry) or kml. Overrides the Accept header.",
+        "schema": {"type": "string", "enum": ["json", "html", *(f.key for f in FORMATS.values())]},
+    }
+    items_refs = ["fItems" if p == "f" else p for p in ITEMS_PARAMETERS]
+    items_responses = _ok(
+        "A page of features (follow the `next` link for more), or a file of every match.",
+        {GEOJSON: "FeatureCollectionGeoJSON"} | html_or | {m: "" for m in FORMATS},
+    ) | {"404": _ref("responses", "NotFound")}
     paths: dict[str, Any] = {
         "/": {
             "get": _operation(
@@ -197,12 +209,8 @@ def openapi_document(
                 "getFeatures",
                 "Features of a collection 要素",
                 "Data",
-                ["collectionId", *ITEMS_PARAMETERS],
-                _ok(
-                    "A page of features; follow the `next` link for more.",
-                    {GEOJSON: "FeatureCollectionGeoJSON"} | html_or,
-                )
-                | {"404": _ref("responses", "NotFound")},
+                ["collectionId", *items_refs],
+                items_responses,
             )
         },
         "/collections/{collectionId}/items/{featureId}": {
@@ -216,6 +224,44 @@ def openapi_document(
             )
         },
     }
+    for kind, summary in (
+        ("queryables", "Properties a filter can use 可查询属性"),
+        ("sortables", "Properties sortby can use 可排序属性"),
+        ("schema", "Schema of the features 要素模式"),
+    ):
+        paths[f"/collections/{{collectionId}}/{kind}"] = {
+            "get": _operation(
+                f"get{kind.capitalize()}",
+                summary,
+                "Capabilities",
+                ["collectionId", "f"],
+                _ok("A JSON Schema.", {SCHEMA_JSON: ""}) | {"404": _ref("responses", "NotFound")},
+            )
+        }
+    for layer in catalog.layers.values():
+        # one path per collection, declaring its properties as Part 1 equality filters (`?status=planned`):
+        # how GDAL and QGIS learn which attribute filters the server evaluates
+        operation = _operation(
+            f"getFeatures_{layer.id}",
+            f"{layer.title}",
+            "Data",
+            items_refs,
+            items_responses,
+        )
+        operation["parameters"] += [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "style": "form",
+                "explode": False,
+                "description": f"Only features whose {name} equals this value.",
+                "schema": {"type": "number" if f.kind == "integer" else f.kind},
+            }
+            for name, f in layer_fields(layer).items()
+            if f.sortable
+        ]
+        paths[f"/collections/{layer.id}/items"] = {"get": operation}
     return {
         "openapi": "3.0.3",
         "info": {

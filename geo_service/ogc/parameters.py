@@ -165,6 +165,8 @@ def reject_unknown(params: QueryParams, allowed: Iterable[str]) -> None:
     for key in params:
         if len(params.getlist(key)) > 1:
             raise InvalidParameter(f"Parameter {key} is given more than once; give it once.", parameter=key)
+        if "\x00" in params[key]:
+            raise InvalidParameter(f"Parameter {key} contains a NUL character.", parameter=key)
 
 
 def parse_limit(raw: str | None, default: int, maximum: int) -> int:

@@ -161,6 +161,26 @@ def page_statement(
     return text(sql).bindparams(**params)
 
 
+def download_statement(
+    filter_: ItemsFilter,
+    columns: list[str],
+    geometry: str,
+    *,
+    sort: tuple[SortKey, ...] = (),
+    limit: int | None = None,
+) -> TextClause:
+    """Every matching feature (or the first `limit`) as typed columns, for writing a file."""
+    where = _where(filter_)
+    order = _Order(sort).clause(lambda i: sort[i].field.sort_sql)
+    select = ", ".join(["f.id", *columns, geometry])
+    sql = f"SELECT {select} FROM features f WHERE {where.sql()} {order}"
+    params = dict(where.params)
+    if limit is not None:
+        sql += " LIMIT :limit"
+        params["limit"] = limit
+    return text(sql).bindparams(**params)
+
+
 def feature_statement(
     layer_id: str, feature_id: int, crs: CRS = CRS84_CRS, drop: list[str] | None = None
 ) -> TextClause:

@@ -6,15 +6,20 @@ import os
 import re
 import sqlite3
 import subprocess
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
+from fastapi import Request, Response
 from shapely.geometry import box, shape
 
+from geo_service.app import create_app
 from geo_service.catalog import Catalog, load_catalog
-from geo_service.settings import PROJECT_ROOT
+from geo_service.settings import PROJECT_ROOT, Settings
+from tests.conftest import running_server
 
 LAYER_IDS = list(load_catalog(PROJECT_ROOT / "layers", PROJECT_ROOT / "maps").layers)
 JIASHAN = (120.85, 30.80, 121.00, 30.95)
@@ -93,3 +98,60 @@ def test_ogr2ogr_spatial_filter(live_server: str, seeds: Seeds, tmp_path: Path, 
     finally:
         gpkg.close()
     assert {code for code, _, _ in rows} == expected
+
+
+@pytest.fixture(scope="module")
+def recording_server(settings: Settings, catalog: Catalog) -> Iterator[tuple[str, list[str]]]:
+    """The service on a real socket that records the path and query of every request it answers."""
+    app = create_app(settings, catalog)
+    seen: list[str] = []
+
+    @app.middleware("http")
+    async def record(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        seen.append(f"{request.url.path}?{request.url.query}")
+        return await call_next(request)
+
+    with running_server(app) as base:
+        yield base, seen
+
+
+@pytest.mark.parametrize(
+    ("where", "wanted"),
+    [
+        ("status = 'existing'", {"status": ["existing"]}),
+        (
+            "accuracy = 'approximate' AND status = 'existing'",
+            {"accuracy": ["approximate"], "status": ["existing"]},
+        ),
+    ],
+)
+def test_ogr2ogr_where_is_evaluated_by_the_server(
+    recording_server: tuple[str, list[str]],
+    seeds: Seeds,
+    tmp_path: Path,
+    where: str,
+    wanted: dict[str, list[str]],
+) -> None:
+    """`ogr2ogr -where` on properties the API declares as query parameters reaches the server as Part 1
+    equality filters (`?status=existing`), and the copy holds exactly the matching features."""
+    base, seen = recording_server
+    seen.clear()
+    gpkg = _copy(base, "rail_stations", tmp_path / "where.gpkg", "-where", where)
+    try:
+        rows = _rows(gpkg, "rail_stations")
+    finally:
+        gpkg.close()
+    expected = {
+        c
+        for c, f in seeds["rail_stations"].items()
+        if all(f["properties"][k] == v[0] for k, v in wanted.items())
+    }
+    assert expected and {code for code, _, _ in rows} == expected
+    # GDAL samples 10 features to learn the schema, reads /api for the declared parameters, then fetches
+    api = seen.index("/api?")
+    item_queries = [
+        parse_qs(q.split("?", 1)[1]) for q in seen[api:] if q.startswith("/collections/rail_stations/items?")
+    ]
+    assert item_queries, seen
+    for query in item_queries:
+        assert {k: query.get(k) for k in wanted} == wanted, seen

@@ -372,11 +372,18 @@ def test_cursor_with_its_own_bbox_works(client: TestClient, seeds: Seeds) -> Non
 
 
 def test_page_links(client: TestClient) -> None:
-    """A page has self (GeoJSON), one HTML alternate, next (GeoJSON) and collection links that work."""
+    """A page has self (GeoJSON), one alternate per other media type (HTML and the download formats), next
+    (GeoJSON) and collection links that work."""
     response = client.get(_url("rail_stations", limit=5))
     page = response.json()
     assert [link["type"] for link in _links(page, "self")] == [GEOJSON]
-    assert [link["type"] for link in _links(page, "alternate")] == ["text/html"]
+    assert [link["type"] for link in _links(page, "alternate")] == [
+        "text/html",
+        "application/geopackage+sqlite3",
+        "application/flatgeobuf",
+        "text/csv",
+        "application/vnd.google-earth.kml+xml",
+    ]
     assert [link["type"] for link in _links(page, "next")] == [GEOJSON]
     [collection] = _links(page, "collection")
     assert collection["type"] == "application/json"
@@ -385,8 +392,10 @@ def test_page_links(client: TestClient) -> None:
     assert client.get(collection["href"]).json()["id"] == "rail_stations"
     again = client.get(_links(page, "self")[0]["href"]).json()
     assert [f["id"] for f in again["features"]] == [f["id"] for f in page["features"]]
-    alternate = client.get(_links(page, "alternate")[0]["href"])
-    assert alternate.headers["content-type"].startswith("text/html")
+    for alternate in _links(page, "alternate"):
+        answer = client.get(alternate["href"])
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].split(";")[0] == alternate["type"]
     assert parse_qs(urlsplit(_links(page, "next")[0]["href"]).query)["limit"] == ["5"]
 
 
