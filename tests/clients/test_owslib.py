@@ -81,3 +81,31 @@ def test_collection_item(features_api: Features, seeds: Seeds) -> None:
     feature = features_api.collection_item("rail_stations", str(first["id"]))
     code = feature["properties"]["code"]
     assert feature["properties"] == seeds["rail_stations"][code]["properties"]
+
+
+@pytest.mark.parametrize("layer_id", LAYER_IDS)
+def test_queryables_and_schema(features_api: Features, catalog: Catalog, layer_id: str) -> None:
+    """OWSLib reads each collection's queryables and Part 5 schema: the layer's declared properties, and the
+    geometry as a GeoJSON `$ref` of the layer's type."""
+    layer = catalog.layers[layer_id]
+    queryables = features_api.collection_queryables(layer_id)
+    assert set(queryables["properties"]) == {"geometry", *layer.property_names}
+    assert queryables["properties"]["geometry"]["$ref"].endswith(f"/{layer.geometry_type}.json")
+    schema = features_api.collection_schema(layer_id)
+    assert schema["properties"]["geometry"]["x-ogc-role"] == "primary-geometry"
+    assert set(schema["properties"]) == {"id", "geometry", *layer.property_names}
+
+
+def test_filter_and_sortby_through_owslib(features_api: Features, seeds: Seeds) -> None:
+    """OWSLib passes `filter` and its `sortby` tuple (sent as `-accuracy_m`) through: the planned rail lines,
+    largest error first, as the seeds say (ties keep id order, so only the error sequence is compared)."""
+    page = features_api.collection_items(
+        "rail_lines", filter="status = 'planned'", sortby=("accuracy_m", "desc"), limit=100
+    )
+    got = [f["properties"] for f in page["features"]]
+    planned = [
+        f["properties"] for f in seeds["rail_lines"].values() if f["properties"]["status"] == "planned"
+    ]
+    assert {p["code"] for p in got} == {p["code"] for p in planned}
+    assert [p["accuracy_m"] for p in got] == sorted((p["accuracy_m"] for p in planned), reverse=True)
+    assert page["numberMatched"] == len(planned)
