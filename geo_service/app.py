@@ -18,7 +18,7 @@ from geo_service.errors import PROBLEM_JSON, Problem
 from geo_service.mapview import routes as map_routes
 from geo_service.mapview.assets import SETUP_HINT, missing_assets
 from geo_service.mapview.static import mount_static
-from geo_service.ogc import collections, items, landing, schemas
+from geo_service.ogc import collections, items, landing, schemas, tiles
 from geo_service.ogc.responses import json_response
 from geo_service.settings import Settings, get_settings
 
@@ -97,7 +97,14 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.state.catalog = catalog
     install_error_handlers(app)
     install_compression(app)
-    for router in (landing.router, collections.router, items.router, schemas.router, map_routes.router):
+    for router in (
+        landing.router,
+        collections.router,
+        items.router,
+        schemas.router,
+        tiles.router,
+        map_routes.router,
+    ):
         app.include_router(router)
     mount_static(app)
     return app

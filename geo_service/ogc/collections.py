@@ -17,6 +17,7 @@ from geo_service.ogc.parameters import reject_unknown
 from geo_service.ogc.query import layer_states_statement
 from geo_service.ogc.responses import cache_headers, etag_for, json_response, not_modified
 from geo_service.ogc.schemas import REL_QUERYABLES, REL_SCHEMA, REL_SORTABLES
+from geo_service.ogc.tiles import REL_TILESETS_VECTOR
 from geo_service.settings import Settings
 
 router = APIRouter()
@@ -59,6 +60,7 @@ def collection_document(request: Request, settings: Settings, layer: Layer, row:
             ),
             link(url(request, settings, f"{path}/schema"), REL_SCHEMA, SCHEMA_JSON, "模式 Schema"),
             link(url(request, settings, f"{path}/schema"), "describedby", SCHEMA_JSON, "模式 Schema"),
+            link(url(request, settings, f"{path}/tiles"), REL_TILESETS_VECTOR, JSON, "矢量瓦片 Vector tiles"),
         ],
     }
     if row is not None and row.xmin is not None:

@@ -15,6 +15,7 @@ from geo_service.ogc.negotiation import HTML, JSON, OPENAPI, negotiate
 from geo_service.ogc.openapi import openapi_document
 from geo_service.ogc.parameters import reject_unknown
 from geo_service.ogc.responses import json_response
+from geo_service.ogc.tiles import REL_TILESETS_VECTOR, REL_TILING_SCHEMES
 from geo_service.settings import Settings
 
 router = APIRouter()
@@ -54,6 +55,13 @@ async def landing_page(request: Request, settings: Settings = Depends(get_settin
             link(url(request, settings, "/api", f="html"), "service-doc", HTML, "接口文档 API documentation"),
             link(url(request, settings, "/conformance"), "conformance", JSON, "符合性 Conformance"),
             link(url(request, settings, "/collections"), "data", JSON, "图层 Collections"),
+            link(url(request, settings, "/tiles"), REL_TILESETS_VECTOR, JSON, "矢量瓦片 Vector tiles"),
+            link(
+                url(request, settings, "/tileMatrixSets"),
+                REL_TILING_SCHEMES,
+                JSON,
+                "瓦片矩阵集 Tiling schemes",
+            ),
             link(url(request, settings, "/maps"), "related", HTML, "地图 Maps"),
         ],
     }

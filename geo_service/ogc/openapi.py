@@ -11,6 +11,7 @@ from geo_service.ogc.downloads import FORMATS
 from geo_service.ogc.fields import layer_fields
 from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, OPENAPI, SCHEMA_JSON
 from geo_service.ogc.parameters import declarations
+from geo_service.ogc.tiles import MVT
 from geo_service.settings import Settings
 
 ITEMS_PARAMETERS = [
@@ -237,6 +238,63 @@ def openapi_document(
                 ["collectionId", "f"],
                 _ok("A JSON Schema.", {SCHEMA_JSON: ""}) | {"404": _ref("responses", "NotFound")},
             )
+        }
+    tile_params = [
+        {
+            "name": n,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 0},
+            "description": d,
+        }
+        for n, d in (
+            ("tileMatrix", "Zoom level (0–22)."),
+            ("tileRow", "Row (y, from the top)."),
+            ("tileCol", "Column (x, from the left)."),
+        )
+    ]
+    tile_responses = {
+        "200": {"description": "A Mapbox Vector Tile.", "content": {MVT: {"schema": {"type": "string"}}}},
+        "204": {"description": "No feature in this tile."},
+        "400": _ref("responses", "InvalidParameter"),
+        "404": _ref("responses", "NotFound"),
+    }
+    paths["/collections/{collectionId}/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}"] = {
+        "get": _operation(
+            "getCollectionTile",
+            "A vector tile of a collection 图层矢量瓦片",
+            "Data",
+            ["collectionId"],
+            tile_responses,
+        )
+        | {"parameters": [_ref("parameters", "collectionId"), *tile_params]}
+    }
+    paths["/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}"] = {
+        "get": _operation(
+            "getDatasetTile", "A vector tile of every collection 全部图层矢量瓦片", "Data", [], tile_responses
+        )
+        | {"parameters": tile_params}
+    }
+    for path, op_id, summary, params in (
+        ("/tiles", "getTileSets", "Vector tilesets of the plan 矢量瓦片集", []),
+        ("/tiles/WebMercatorQuad", "getTileSet", "Tileset metadata 瓦片集元数据", []),
+        (
+            "/collections/{collectionId}/tiles",
+            "getCollectionTileSets",
+            "Vector tilesets of a collection",
+            ["collectionId"],
+        ),
+        (
+            "/collections/{collectionId}/tiles/WebMercatorQuad",
+            "getCollectionTileSet",
+            "Tileset metadata of a collection",
+            ["collectionId"],
+        ),
+        ("/tileMatrixSets", "getTileMatrixSets", "Tile matrix sets 瓦片矩阵集", []),
+        ("/tileMatrixSets/WebMercatorQuad", "getTileMatrixSet", "WebMercatorQuad definition", []),
+    ):
+        paths[path] = {
+            "get": _operation(op_id, summary, "Capabilities", [*params, "f"], _ok("JSON.", {JSON: ""}))
         }
     for layer in catalog.layers.values():
         # one path per collection, declaring its properties as Part 1 equality filters (`?status=planned`):

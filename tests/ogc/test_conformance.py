@@ -61,7 +61,8 @@ def test_declares_schemas(conforms_to: list[str]) -> None:
 
 
 def test_declares_exactly_what_is_implemented(conforms_to: list[str]) -> None:
-    """Nothing beyond what the tests back: no Part 4 (editing), no temporal or accent-insensitive CQL2."""
+    """Nothing beyond what the tests back (Tiles: tests/ogc/test_tiles.py): no Part 4 (editing), no temporal
+    or accent-insensitive CQL2."""
     assert len(conforms_to) == len(set(conforms_to))
     expected = {CORE, GEOJSON, HTML, OAS30, PART2_CRS} | QGIS_FILTER_CLASSES
     expected |= {PART3 + "queryables", PART5 + "schemas", PART5 + "queryables", PART5 + "sortables"}
@@ -78,6 +79,10 @@ def test_declares_exactly_what_is_implemented(conforms_to: list[str]) -> None:
             "property-property",
             "arithmetic",
         )
+    }
+    tiles = "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/"
+    expected |= {
+        tiles + n for n in ("core", "tileset", "tilesets-list", "geodata-tilesets", "dataset-tilesets", "mvt")
     }
     assert set(conforms_to) == expected
     assert not [u for u in conforms_to if "features-4" in u or "temporal" in u or "accent" in u]

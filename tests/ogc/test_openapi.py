@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import morecantile
 import pytest
 from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
@@ -151,13 +152,21 @@ def test_collection_ids_match_the_collections(client: TestClient, api_doc: dict[
         assert sorted(declared) == sorted(served)
 
 
-def test_every_declared_path_answers(client: TestClient, api_doc: dict[str, Any]) -> None:
-    """Each path of the document, filled with a real collection and feature, answers 200."""
+def test_every_declared_path_answers(client: TestClient, api_doc: dict[str, Any], seeds: Any) -> None:
+    """Each path of the document, filled with a real collection, feature and tile (the tile of 嘉兴南站 at
+    zoom 12), answers 200."""
     page = client.get("/collections/rail_stations/items", params={"limit": 1}).json()
     feature_id = page["features"][0]["id"]
+    lon, lat = seeds["rail_stations"]["c01_jiaxing_south_stn"]["geometry"]["coordinates"]
+    tile = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, 12)
     assert api_doc["paths"]
     for path in api_doc["paths"]:
         real = path.replace("{collectionId}", "rail_stations").replace("{featureId}", str(feature_id))
+        real = (
+            real.replace("{tileMatrix}", "12")
+            .replace("{tileRow}", str(tile.y))
+            .replace("{tileCol}", str(tile.x))
+        )
         assert client.get(real).status_code == 200, path
 
 

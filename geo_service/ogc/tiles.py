@@ -1,0 +1,375 @@
+"""Vector tiles (OGC API – Tiles): Mapbox Vector Tiles in WebMercatorQuad, built by PostGIS.
+
+Paths follow the standard: `/collections/{id}/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}`
+(zoom, then row = y, then column = x) for one layer, and `/tiles/WebMercatorQuad/…` for the whole plan with
+one MVT layer per collection. One SQL statement per tile: `ST_TileEnvelope` gives the tile, the features are
+found through the GiST index, simplified to the tile's pixel size, clipped by `ST_AsMVTGeom` and encoded by
+`ST_AsMVT`. The tile's ETag is derived from the layer versions, so an edit changes it at once; an empty tile
+is 204. Tileset metadata, TileJSON 3.0 and the tile matrix set definition (from morecantile) describe them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import cache
+from typing import Any
+
+import morecantile
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from geo_service.catalog import Catalog, Layer
+from geo_service.errors import InvalidParameter, NotFound
+from geo_service.ogc.dependencies import get_catalog, get_engine, get_layer, get_settings, layer_state
+from geo_service.ogc.fields import layer_fields
+from geo_service.ogc.links import link, url
+from geo_service.ogc.negotiation import JSON, negotiate
+from geo_service.ogc.parameters import reject_unknown
+from geo_service.ogc.responses import cache_headers, etag_for, json_response, not_modified
+from geo_service.settings import Settings
+
+router = APIRouter()
+
+MVT = "application/vnd.mapbox-vector-tile"
+TMS_ID = "WebMercatorQuad"
+TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
+REL_TILING_SCHEME = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
+REL_TILESETS_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+REL_TILING_SCHEMES = "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes"
+MAX_ZOOM = 22
+EXTENT = 4096  # MVT grid units per tile side
+BUFFER = 64  # grid units drawn beyond the edge, so strokes do not break at tile borders
+# the properties every tile carries (small, enough to style, label and link to the feature)
+TILE_PROPERTIES = ("code", "name_zh", "name_en", "category", "status", "accuracy")
+_INT = re.compile(r"^(0|[1-9][0-9]{0,9})$")
+_DIMENSION = {
+    "Point": 0,
+    "MultiPoint": 0,
+    "LineString": 1,
+    "MultiLineString": 1,
+    "Polygon": 2,
+    "MultiPolygon": 2,
+}
+
+
+@cache
+def _tms() -> morecantile.TileMatrixSet:
+    return morecantile.tms.get(TMS_ID)
+
+
+def _tile_index(tms_id: str, z: str, row: str, col: str) -> tuple[int, int, int]:
+    """Zoom, column (x) and row (y), checked: 404 outside the tile matrix set, 400 for non-integers."""
+    if tms_id != TMS_ID:
+        raise NotFound(f"No tile matrix set {tms_id!r}; this service offers {TMS_ID}.")
+    if not all(_INT.match(v) for v in (z, row, col)):
+        raise InvalidParameter(
+            "tileMatrix, tileRow and tileCol must be whole numbers (…/{zoom}/{row}/{column}).",
+            parameter="tileMatrix",
+        )
+    zoom, y, x = int(z), int(row), int(col)
+    if zoom > MAX_ZOOM:
+        raise NotFound(f"tileMatrix {zoom} is beyond the deepest zoom, {MAX_ZOOM}.")
+    if x >= 2**zoom or y >= 2**zoom:
+        raise NotFound(
+            f"Tile {zoom}/{y}/{x} is outside tile matrix {zoom} (rows and columns 0–{2**zoom - 1})."
+        )
+    return zoom, x, y
+
+
+def _layer_select(layer: Layer, index: int) -> str:
+    """SQL of one MVT layer of the tile: simplified, clipped, encoded (empty bytes when nothing is there)."""
+    fields = layer_fields(layer)
+    columns = ", ".join(f'{fields[name].sql} AS "{name}"' for name in TILE_PROPERTIES if name in fields)
+    geometry = "ST_Transform(f.geom, 3857)"
+    if _DIMENSION[layer.geometry_type] > 0:
+        # drop detail finer than a quarter of a screen pixel (a 256-pixel tile) before clipping
+        geometry = f"ST_Simplify({geometry}, :pixel, true)"
+    return f"""
+        (SELECT COALESCE(ST_AsMVT(t, :name{index}, {EXTENT}, 'geom', 'id'), ''::bytea) FROM (
+            SELECT f.id, {columns},
+                   ST_AsMVTGeom({geometry}, b.envelope, {EXTENT}, {BUFFER}, true) AS geom
+            FROM features f, bounds b
+            WHERE f.layer_id = :name{index} AND f.geom && b.search
+        ) t WHERE t.geom IS NOT NULL)
+    """
+
+
+def tile_statement(layers: list[Layer], z: int, x: int, y: int) -> Any:
+    """One statement giving the tile's bytes: the named layers' MVT layers, concatenated."""
+    margin = BUFFER / EXTENT
+    parts = " || ".join(_layer_select(layer, i) for i, layer in enumerate(layers))
+    sql = f"""
+        WITH bounds AS (
+            SELECT ST_TileEnvelope(:z, :x, :y) AS envelope,
+                   ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {margin}), 4326) AS search
+        )
+        SELECT {parts} AS tile
+    """
+    pixel = 2 * math.pi * 6378137 / 2**z / 1024
+    names = {f"name{i}": layer.id for i, layer in enumerate(layers)}
+    params: dict[str, Any] = {"z": z, "x": x, "y": y, **names}
+    if ":pixel" in sql:
+        params["pixel"] = pixel
+    return text(sql).bindparams(**params)
+
+
+async def _versions(conn: AsyncConnection, layers: list[Layer]) -> tuple[str, Any]:
+    states = [await layer_state(conn, layer) for layer in layers]
+    versions = ",".join(f"{layer.id}:{s.version}" for layer, s in zip(layers, states, strict=True))
+    return versions, max(s.updated_at for s in states)
+
+
+async def _tile_response(
+    request: Request, engine: AsyncEngine, layers: list[Layer], z: int, x: int, y: int
+) -> Response:
+    reject_unknown(request.query_params, [])
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        versions, updated = await _versions(conn, layers)
+        etag = etag_for("tile", versions, z, x, y)
+        if (cached := not_modified(request, etag, updated)) is not None:
+            return cached
+        tile = (await conn.execute(tile_statement(layers, z, x, y))).scalar_one()
+        await conn.rollback()
+    headers = cache_headers(etag, updated)
+    if not tile:
+        return Response(status_code=204, headers=headers)
+    return Response(content=bytes(tile), media_type=MVT, headers=headers)
+
+
+@router.get("/collections/{collection_id}/tiles/{tms_id}/{z}/{row}/{col}", include_in_schema=False)
+async def collection_tile(
+    tms_id: str,
+    z: str,
+    row: str,
+    col: str,
+    request: Request,
+    layer: Layer = Depends(get_layer),
+    engine: AsyncEngine = Depends(get_engine),
+) -> Response:
+    """One vector tile of one collection."""
+    zoom, x, y = _tile_index(tms_id, z, row, col)
+    return await _tile_response(request, engine, [layer], zoom, x, y)
+
+
+@router.get("/tiles/{tms_id}/{z}/{row}/{col}", include_in_schema=False)
+async def dataset_tile(
+    tms_id: str,
+    z: str,
+    row: str,
+    col: str,
+    request: Request,
+    catalog: Catalog = Depends(get_catalog),
+    engine: AsyncEngine = Depends(get_engine),
+) -> Response:
+    """One vector tile of the whole plan: one MVT layer per collection."""
+    zoom, x, y = _tile_index(tms_id, z, row, col)
+    return await _tile_response(request, engine, list(catalog.layers.values()), zoom, x, y)
+
+
+# -- metadata ---------------------------------------------------------------------------------------------
+
+
+def _tile_template(request: Request, settings: Settings, prefix: str) -> str:
+    return url(request, settings, f"{prefix}/tiles/{TMS_ID}") + "/{tileMatrix}/{tileRow}/{tileCol}"
+
+
+def _vector_layer(layer: Layer) -> dict[str, Any]:
+    fields = layer_fields(layer)
+    return {
+        "id": layer.id,
+        "title": str(layer.title),
+        "description": str(layer.description),
+        "dataType": "vector",
+        "geometryDimension": _DIMENSION[layer.geometry_type],
+        "minTileMatrix": "0",
+        "maxTileMatrix": str(MAX_ZOOM),
+        "propertiesSchema": {
+            "type": "object",
+            "properties": {
+                name: {"type": "string", "title": fields[name].schema.get("title", name)}
+                for name in TILE_PROPERTIES
+                if name in fields
+            },
+        },
+    }
+
+
+def _tileset(
+    request: Request, settings: Settings, prefix: str, title: str, layers: list[Layer]
+) -> dict[str, Any]:
+    """OGC API – Tiles tileset metadata of WebMercatorQuad vector tiles."""
+    base = url(request, settings, f"{prefix}/tiles/{TMS_ID}")
+    return {
+        "title": title,
+        "dataType": "vector",
+        "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+        "tileMatrixSetURI": TMS_URI,
+        "links": [
+            link(
+                url(request, settings, f"{prefix}/tiles/{TMS_ID}", f="json"),
+                "self",
+                JSON,
+                "本瓦片集 This tileset",
+            ),
+            link(
+                url(request, settings, f"/tileMatrixSets/{TMS_ID}"),
+                REL_TILING_SCHEME,
+                JSON,
+                "瓦片矩阵集 Tiling scheme",
+            ),
+            link(base + "/tilejson", "alternate", "application/vnd.mapbox.tile+json", "TileJSON"),
+            link(_tile_template(request, settings, prefix), "item", MVT, "矢量瓦片 Vector tiles")
+            | {"templated": True},
+        ],
+        "layers": [_vector_layer(layer) for layer in layers],
+    }
+
+
+def _tilejson(
+    request: Request, settings: Settings, prefix: str, name: str, layers: list[Layer]
+) -> dict[str, Any]:
+    """TileJSON 3.0.0, for MapLibre, Leaflet plug-ins and QGIS's vector tile layer."""
+    template = url(request, settings, f"{prefix}/tiles/{TMS_ID}") + "/{z}/{y}/{x}"
+    return {
+        "tilejson": "3.0.0",
+        "name": name,
+        "scheme": "xyz",
+        "tiles": [template],
+        "minzoom": 0,
+        "maxzoom": MAX_ZOOM,
+        "bounds": [119.8, 29.9, 121.95, 31.4],
+        "center": [120.76, 30.75, 9],
+        "vector_layers": [
+            {
+                "id": layer.id,
+                "description": str(layer.title),
+                "minzoom": 0,
+                "maxzoom": MAX_ZOOM,
+                "fields": {n: "String" for n in TILE_PROPERTIES if n in layer_fields(layer)},
+            }
+            for layer in layers
+        ],
+    }
+
+
+def _tilesets_list(request: Request, settings: Settings, prefix: str, title: str) -> dict[str, Any]:
+    return {
+        "tilesets": [
+            {
+                "title": title,
+                "dataType": "vector",
+                "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+                "tileMatrixSetURI": TMS_URI,
+                "links": [
+                    link(url(request, settings, f"{prefix}/tiles/{TMS_ID}"), "self", JSON, title),
+                    link(url(request, settings, f"/tileMatrixSets/{TMS_ID}"), REL_TILING_SCHEME, JSON),
+                ],
+            }
+        ],
+        "links": [link(url(request, settings, f"{prefix}/tiles"), "self", JSON)],
+    }
+
+
+def _metadata(request: Request, body: dict[str, Any], media: str = JSON) -> Response:
+    reject_unknown(request.query_params, ["f"])
+    negotiate(request, [JSON])
+    etag = etag_for("tiles-metadata", request.url.path, str(request.base_url), body)
+    if (cached := not_modified(request, etag, None)) is not None:
+        return cached
+    return json_response(body, media, cache_headers(etag, None))
+
+
+@router.get("/collections/{collection_id}/tiles", include_in_schema=False)
+async def collection_tilesets(
+    request: Request, layer: Layer = Depends(get_layer), settings: Settings = Depends(get_settings)
+) -> Response:
+    """The vector tilesets of one collection (WebMercatorQuad)."""
+    prefix = f"/collections/{layer.id}"
+    return _metadata(
+        request, _tilesets_list(request, settings, prefix, f"{layer.title} — 矢量瓦片 vector tiles")
+    )
+
+
+@router.get("/collections/{collection_id}/tiles/{tms_id}", include_in_schema=False)
+async def collection_tileset(
+    tms_id: str,
+    request: Request,
+    layer: Layer = Depends(get_layer),
+    settings: Settings = Depends(get_settings),
+) -> Response:
+    """Tileset metadata of one collection."""
+    _tile_index(tms_id, "0", "0", "0")
+    prefix = f"/collections/{layer.id}"
+    return _metadata(request, _tileset(request, settings, prefix, str(layer.title), [layer]))
+
+
+@router.get("/collections/{collection_id}/tiles/{tms_id}/tilejson", include_in_schema=False)
+async def collection_tilejson(
+    tms_id: str,
+    request: Request,
+    layer: Layer = Depends(get_layer),
+    settings: Settings = Depends(get_settings),
+) -> Response:
+    """TileJSON of one collection's tiles."""
+    _tile_index(tms_id, "0", "0", "0")
+    body = _tilejson(request, settings, f"/collections/{layer.id}", str(layer.title), [layer])
+    return _metadata(request, body)
+
+
+@router.get("/tiles", include_in_schema=False)
+async def dataset_tilesets(request: Request, settings: Settings = Depends(get_settings)) -> Response:
+    """The vector tilesets of the whole plan."""
+    return _metadata(
+        request, _tilesets_list(request, settings, "", "嘉兴规划 Jiaxing plan — 矢量瓦片 vector tiles")
+    )
+
+
+@router.get("/tiles/{tms_id}", include_in_schema=False)
+async def dataset_tileset(
+    tms_id: str,
+    request: Request,
+    settings: Settings = Depends(get_settings),
+    catalog: Catalog = Depends(get_catalog),
+) -> Response:
+    """Tileset metadata of the whole plan: one vector layer per collection."""
+    _tile_index(tms_id, "0", "0", "0")
+    body = _tileset(request, settings, "", "嘉兴规划 Jiaxing plan", list(catalog.layers.values()))
+    return _metadata(request, body)
+
+
+@router.get("/tiles/{tms_id}/tilejson", include_in_schema=False)
+async def dataset_tilejson(
+    tms_id: str,
+    request: Request,
+    settings: Settings = Depends(get_settings),
+    catalog: Catalog = Depends(get_catalog),
+) -> Response:
+    """TileJSON of the whole plan's tiles."""
+    _tile_index(tms_id, "0", "0", "0")
+    return _metadata(request, _tilejson(request, settings, "", "jiaxing_plan", list(catalog.layers.values())))
+
+
+@router.get("/tileMatrixSets", include_in_schema=False)
+async def tile_matrix_sets(request: Request, settings: Settings = Depends(get_settings)) -> Response:
+    """The tile matrix sets offered."""
+    body = {
+        "tileMatrixSets": [
+            {
+                "id": TMS_ID,
+                "title": "Google Maps Compatible for the World",
+                "uri": TMS_URI,
+                "links": [link(url(request, settings, f"/tileMatrixSets/{TMS_ID}"), "self", JSON)],
+            }
+        ]
+    }
+    return _metadata(request, body)
+
+
+@router.get("/tileMatrixSets/{tms_id}", include_in_schema=False)
+async def tile_matrix_set(tms_id: str, request: Request) -> Response:
+    """The definition of WebMercatorQuad (OGC Two Dimensional Tile Matrix Set 2.0)."""
+    _tile_index(tms_id, "0", "0", "0")
+    return _metadata(request, _tms().model_dump(mode="json", exclude_none=True, by_alias=True))
