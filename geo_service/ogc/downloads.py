@@ -108,8 +108,9 @@ def write_file(
     if fmt.key == "csv":
         options = {"GEOMETRY": "AS_WKT", "WRITE_BOM": "YES"}  # the BOM makes spreadsheets read UTF-8
     if fmt.key == "fgb":
-        # the packed R-tree cannot hold features without geometry
-        options = {"SPATIAL_INDEX": "NO" if any(g is None for g in geometry) else "YES"}
+        # no packed R-tree: GDAL writes it by re-ordering the features along a Hilbert curve, which would
+        # lose the query's order (sortby, or id); it also cannot hold features without geometry
+        options = {"SPATIAL_INDEX": "NO"}
     if fmt.key == "gpkg":
         options = {"IDENTIFIER": str(layer.title), "DESCRIPTION": str(layer.description)}
     buffer = io.BytesIO()

@@ -50,10 +50,19 @@ def _format_links(
 
 def _download_links(request: Request, settings: Settings, path: str, **query: Any) -> list[dict[str, str]]:
     """Every match as a file, one `alternate` link per format (no cursor: a file holds all matches)."""
-    return [
-        link(url(request, settings, path, **query, f=f.key), "alternate", f.media_type, f"下载 {f.title}")
-        for f in downloads.FORMATS.values()
-    ]
+    links = []
+    for fmt in downloads.FORMATS.values():
+        # KML is WGS 84 by definition: its link leaves `crs` out rather than lead to a refusal
+        values = {k: v for k, v in query.items() if not (fmt.key == "kml" and k == "crs")}
+        links.append(
+            link(
+                url(request, settings, path, **values, f=fmt.key),
+                "alternate",
+                fmt.media_type,
+                f"下载 {fmt.title}",
+            )
+        )
+    return links
 
 
 async def _chunks(head: str, features: str, tail: str) -> AsyncIterator[bytes]:
