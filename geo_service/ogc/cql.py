@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -18,10 +20,7 @@ from typing import Any
 import cql2
 import shapely.geometry
 from shapely.validation import explain_validity
-from sqlalchemy import Executable
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geo_service.catalog import Layer
 from geo_service.errors import InvalidParameter
@@ -140,11 +139,12 @@ def parse_filter(raw: str, lang: str | None, layer: Layer, crs: CRS = CRS84_CRS)
     return Predicate(f"({sql})", translator.params, f"{crs.uri}|{canonical}")
 
 
-async def run_filtered(conn: AsyncConnection, statement: Executable, filtered: bool) -> CursorResult[Any]:
-    """Execute a statement that may carry a filter; a data error the filter caused (an arithmetic
+@contextmanager
+def filter_errors(filtered: bool) -> Iterator[None]:
+    """Around running a statement that may carry a filter: a data error the filter caused (an arithmetic
     overflow, say) is the client's 400, not the server's 500."""
     try:
-        return await conn.execute(statement)
+        yield
     except DBAPIError as exc:
         state = getattr(exc.orig, "sqlstate", None) or ""
         if filtered and state.startswith("22"):

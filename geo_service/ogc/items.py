@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from geo_service.catalog import Layer
 from geo_service.errors import InvalidParameter, NotFound
 from geo_service.ogc import downloads
-from geo_service.ogc.cql import combine, equality_predicate, parse_filter, run_filtered
+from geo_service.ogc.cql import combine, equality_predicate, filter_errors, parse_filter
 from geo_service.ogc.crs import CRS, content_crs, parse_crs
 from geo_service.ogc.cursor import decode_cursor, encode_cursor
 from geo_service.ogc.dependencies import get_engine, get_layer, get_settings, layer_state
@@ -63,12 +63,6 @@ def _download_links(request: Request, settings: Settings, path: str, **query: An
             )
         )
     return links
-
-
-async def _chunks(head: str, features: str, tail: str) -> AsyncIterator[bytes]:
-    yield head.encode()
-    yield features.encode()
-    yield tail.encode()
 
 
 @dataclass(frozen=True)
@@ -150,7 +144,8 @@ async def _download(
         )
         if (cached := not_modified(request, etag, state.updated_at)) is not None:
             return cached
-        rows = list(await run_filtered(conn, statement, query.filter.predicate is not None))
+        with filter_errors(query.filter.predicate is not None):
+            rows = list(await conn.execute(statement))
         await conn.rollback()
     body = await downloads.render(fmt, layer, query.crs, fields, rows)
     headers = cache_headers(etag, state.updated_at)
@@ -176,7 +171,8 @@ async def items(
     params = request.query_params
     filter_, crs, after, fingerprint = query.filter, query.crs, query.after, query.fingerprint
 
-    async with engine.connect() as conn:
+    conn = await engine.connect()
+    try:
         # one snapshot for the layer state and the page, so numberMatched and the page agree
         await conn.execution_options(isolation_level="REPEATABLE READ")
         state = await layer_state(conn, layer)
@@ -184,6 +180,7 @@ async def items(
             "items", layer.id, state.version, fmt, sorted(params.multi_items()), str(request.base_url)
         )
         if (cached := not_modified(request, etag, state.updated_at)) is not None:
+            await conn.close()
             return cached
         count_here = filter_.is_filtered and state.feature_count <= settings.exact_count_threshold
         statement = page_statement(
@@ -195,43 +192,68 @@ async def items(
             sort=query.sort,
             drop=query.drop,
         )
-        row = (await run_filtered(conn, statement, filter_.predicate is not None)).one()
-        await conn.rollback()
+        with filter_errors(filter_.predicate is not None):
+            # a server-side cursor: the page arrives in chunks, so a big page never sits whole in memory
+            result = await conn.stream(statement)
+            first = await result.fetchone()
+    except BaseException:
+        await conn.close()
+        raise
 
-    matched = row.matched if filter_.is_filtered else state.feature_count
-    path = f"/collections/{layer.id}/items"
-    values = _query_values(request, layer)
-    links = _format_links(request, settings, path, fmt, **values, cursor=params.get("cursor"))
-    links += _download_links(request, settings, path, **{k: v for k, v in values.items() if k != "limit"})
-    if row.has_more:
-        cursor = encode_cursor(json.loads(row.last_position), fingerprint)
-        next_type = HTML if fmt == HTML else GEOJSON
-        f = "html" if fmt == HTML else "json"
+    async def pieces() -> AsyncIterator[tuple[int, str]]:
+        """The page's rows from the first on: (0, chunk of features)…, then (1, the page's end)."""
+        row = first
+        while row is not None:
+            yield row.part, row.body
+            row = await result.fetchone()
+
+    def closing_links(end: dict[str, Any]) -> list[dict[str, str]]:
+        path = f"/collections/{layer.id}/items"
+        values = _query_values(request, layer)
+        links = _format_links(request, settings, path, fmt, **values, cursor=params.get("cursor"))
+        links += _download_links(request, settings, path, **{k: v for k, v in values.items() if k != "limit"})
+        if end["has_more"]:
+            cursor = encode_cursor(end["last"], fingerprint)
+            next_type = HTML if fmt == HTML else GEOJSON
+            f = "html" if fmt == HTML else "json"
+            links.append(
+                link(
+                    url(request, settings, path, **values, cursor=cursor, f=f),
+                    "next",
+                    next_type,
+                    "下一页 Next page",
+                )
+            )
         links.append(
             link(
-                url(request, settings, path, **values, cursor=cursor, f=f),
-                "next",
-                next_type,
-                "下一页 Next page",
+                url(request, settings, f"/collections/{layer.id}", f="json"),
+                "collection",
+                JSON,
+                str(layer.title),
             )
         )
-    links.append(
-        link(
-            url(request, settings, f"/collections/{layer.id}", f="json"), "collection", JSON, str(layer.title)
-        )
-    )
+        return links
+
     headers = cache_headers(etag, state.updated_at)
+    matched_of: Callable[[dict[str, Any]], int | None] = (
+        (lambda end: end["matched"]) if filter_.is_filtered else (lambda end: state.feature_count)
+    )
 
     if fmt == HTML:
-        features = json.loads("[" + (row.features or "") + "]")
+        try:
+            parts = [(part, body) async for part, body in pieces()]
+        finally:
+            await conn.close()
+        end = json.loads(parts[-1][1])
+        features = json.loads("[" + ",".join(body for part, body in parts if part == 0) + "]")
         start = 1 if after is None else None
         return render(
             request,
             "items.html",
             headers=headers,
             features=features,
-            links=links,
-            matched=matched,
+            links=closing_links(end),
+            matched=matched_of(end),
             shown_from=start or "…",
             shown_to=(len(features) if start else "…"),
             collection_id=layer.id,
@@ -240,17 +262,31 @@ async def items(
             base=base_url(request, settings),
         )
 
-    envelope: dict[str, Any] = {"type": "FeatureCollection"}
-    if matched is not None:
-        envelope["numberMatched"] = matched
-    envelope |= {
-        "numberReturned": row.returned,
-        "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "links": links,
-    }
-    head = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))[:-1] + ',"features":['
+    async def body() -> AsyncIterator[bytes]:
+        # the features first, then the members that depend on how the page ended
+        try:
+            yield b'{"type":"FeatureCollection","features":['
+            separator = b""
+            async for part, text_ in pieces():
+                if part == 0:
+                    yield separator + text_.encode()
+                    separator = b","
+                    continue
+                end = json.loads(text_)
+                tail: dict[str, Any] = {}
+                if (matched := matched_of(end)) is not None:
+                    tail["numberMatched"] = matched
+                tail |= {
+                    "numberReturned": end["returned"],
+                    "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                    "links": closing_links(end),
+                }
+                yield b"]," + json.dumps(tail, ensure_ascii=False, separators=(",", ":"))[1:].encode()
+        finally:
+            await conn.close()
+
     headers["Content-Crs"] = content_crs(crs)
-    return StreamingResponse(_chunks(head, row.features or "", "]}"), media_type=GEOJSON, headers=headers)
+    return StreamingResponse(body(), media_type=GEOJSON, headers=headers)
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", include_in_schema=False)

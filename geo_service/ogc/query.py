@@ -17,6 +17,8 @@ from geo_service.ogc.crs import CRS, CRS84_CRS
 from geo_service.ogc.fields import SortKey
 from geo_service.ogc.parameters import BBox
 
+CHUNK = 500  # features per streamed piece of a page
+
 
 def feature_json(crs: CRS, *, drop_properties: bool = False) -> str:
     """SQL of one feature as GeoJSON text, its geometry in `crs` and that CRS's axis order.
@@ -125,8 +127,10 @@ def page_statement(
     sort: tuple[SortKey, ...] = (),
     drop: list[str] | None = None,
 ) -> TextClause:
-    """One statement: the page's features as a JSON array body, whether more follow, where the page
-    ends (the last row's sort values and id, for the next cursor), and the count if asked.
+    """One statement for a page, returned as rows so a big page streams in pieces: first the features as
+    GeoJSON text in chunks of CHUNK features (part 0, in page order), then one row (part 1) saying whether
+    more follow, where the page ends (the last row's sort values and id, for the next cursor), how many
+    were returned and the count if asked.
 
     One extra row is fetched to learn whether a next page exists without counting.
     """
@@ -138,6 +142,8 @@ def page_statement(
     matched = f"(SELECT count(*) FROM features f WHERE {base})" if count else "NULL::bigint"
     keys = "".join(f", {key.field.sort_sql} AS k{i}" for i, key in enumerate(sort))
     key_columns = "".join(f"k{i}, " for i in range(len(sort)))
+    shown_order = order.clause(lambda i: f"f.k{i}")
+    feature = feature_json(crs, drop_properties=drop is not None)
     sql = f"""
         WITH page AS (
             SELECT f.id, f.geom, f.properties{keys} FROM features f
@@ -145,15 +151,22 @@ def page_statement(
             {order.clause(lambda i: sort[i].field.sort_sql)}
             LIMIT :fetch
         ), shown AS (
-            SELECT * FROM page f {order.clause(lambda i: f"f.k{i}")} LIMIT :limit
+            SELECT * FROM page f {shown_order} LIMIT :limit
+        ), numbered AS (
+            SELECT f.*, row_number() OVER ({shown_order}) AS rn FROM shown f
         )
-        SELECT (SELECT count(*) FROM page) > :limit AS has_more,
-               (SELECT json_build_array({key_columns}id)::text FROM shown f
-                {order.clause(lambda i: f"f.k{i}", reverse=True)} LIMIT 1) AS last_position,
-               (SELECT count(*) FROM shown) AS returned,
-               (SELECT string_agg({feature_json(crs, drop_properties=drop is not None)}, ','
-                                  {order.clause(lambda i: f"f.k{i}")}) FROM shown f) AS features,
-               {matched} AS matched
+        SELECT part, body FROM (
+            SELECT 0 AS part, (f.rn - 1) / {CHUNK} AS chunk,
+                   string_agg({feature}, ',' ORDER BY f.rn) AS body
+            FROM numbered f GROUP BY 2
+            UNION ALL
+            SELECT 1, 0, json_build_object(
+                'has_more', (SELECT count(*) FROM page) > :limit,
+                'last', (SELECT json_build_array({key_columns}id) FROM shown f
+                         {order.clause(lambda i: f"f.k{i}", reverse=True)} LIMIT 1),
+                'returned', (SELECT count(*) FROM shown),
+                'matched', {matched})::text
+        ) parts ORDER BY part, chunk
     """
     params |= {"fetch": limit + 1, "limit": limit}
     if drop is not None:
