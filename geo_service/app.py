@@ -19,6 +19,7 @@ from geo_service.mapview import routes as map_routes
 from geo_service.mapview.assets import SETUP_HINT, missing_assets
 from geo_service.mapview.static import mount_static
 from geo_service.ogc import collections, items, landing, schemas, tiles
+from geo_service.ogc.counts import MatchedCounts
 from geo_service.ogc.responses import json_response
 from geo_service.settings import Settings, get_settings
 
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     )
     app.state.settings = settings
     app.state.catalog = catalog
+    app.state.matched_counts = MatchedCounts()
     install_error_handlers(app)
     install_compression(app)
     for router in (

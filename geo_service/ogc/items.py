@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from geo_service.catalog import Layer
 from geo_service.errors import InvalidParameter, NotFound
 from geo_service.ogc import downloads
+from geo_service.ogc.counts import MatchedCounts
 from geo_service.ogc.cql import combine, equality_predicate, filter_errors, parse_filter
 from geo_service.ogc.crs import CRS, content_crs, parse_crs
 from geo_service.ogc.cursor import decode_cursor, encode_cursor
@@ -182,7 +183,11 @@ async def items(
         if (cached := not_modified(request, etag, state.updated_at)) is not None:
             await conn.close()
             return cached
-        count_here = filter_.is_filtered and state.feature_count <= settings.exact_count_threshold
+        counts: MatchedCounts = request.app.state.matched_counts
+        known = counts.get(layer.id, state.version, filter_.fingerprint()) if filter_.is_filtered else None
+        count_here = (
+            filter_.is_filtered and known is None and state.feature_count <= settings.exact_count_threshold
+        )
         statement = page_statement(
             filter_,
             after=after,
@@ -235,9 +240,15 @@ async def items(
         return links
 
     headers = cache_headers(etag, state.updated_at)
-    matched_of: Callable[[dict[str, Any]], int | None] = (
-        (lambda end: end["matched"]) if filter_.is_filtered else (lambda end: state.feature_count)
-    )
+
+    def matched_of(end: dict[str, Any]) -> int | None:
+        if not filter_.is_filtered:
+            return state.feature_count
+        if known is not None:
+            return known
+        if end["matched"] is not None:
+            counts.put(layer.id, state.version, filter_.fingerprint(), end["matched"])
+        return end["matched"]
 
     if fmt == HTML:
         try:
