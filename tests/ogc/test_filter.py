@@ -453,3 +453,28 @@ def test_property_parameters_filter(
     codes, matched = _all_pages(client, layer, limit=2, **params)
     want = _expected(seeds, layer, predicate)
     assert want and sorted(codes) == sorted(want) and matched == len(want)
+
+
+def test_equals_touches_overlaps(client: TestClient, seeds: Seeds) -> None:
+    """S_EQUALS, S_TOUCHES and S_OVERLAPS select what shapely's predicates select: the station at its exact
+    point, the station at the end of a line drawn from it, and the districts a box partly covers."""
+    lon, lat = seeds["rail_stations"]["c01_jiaxing_south_stn"]["geometry"]["coordinates"]
+    for cql, layer, other in [
+        (f"S_EQUALS(geometry, POINT({lon!r} {lat!r}))", "rail_stations", Point(lon, lat)),
+        (
+            f"S_TOUCHES(geometry, LINESTRING({lon!r} {lat!r}, {lon + 0.01!r} {lat + 0.01!r}))",
+            "rail_stations",
+            shape({"type": "LineString", "coordinates": [[lon, lat], [lon + 0.01, lat + 0.01]]}),
+        ),
+        (
+            f"S_OVERLAPS(geometry, BBOX({','.join(map(str, JIASHAN_BOX))}))",
+            "admin_boundaries",
+            box(*JIASHAN_BOX),
+        ),
+    ]:
+        name = cql.split("(")[0].lower().removeprefix("s_")
+        codes, _ = _all_pages(client, layer, filter=cql)
+        want = {
+            c for c, f in seeds[layer].items() if f["geometry"] and getattr(shape(f["geometry"]), name)(other)
+        }
+        assert want and set(codes) == want, cql
