@@ -12,13 +12,17 @@ JS_STAMP := $(ASSETS)/node_modules/.installed
 RUN_PACKAGES := postgresql postgresql-postgis python3-venv
 TEST_PACKAGES := gdal-bin python3-qgis qgis-providers chromium fonts-wqy-microhei
 
-.PHONY: run test setup setup-test system-run system-test python-env web-assets lint clean-db
+.PHONY: run test bench setup setup-test system-run system-test python-env web-assets lint clean-db
 
 run: setup
 	$(VENV)/bin/jxplan run
 
 test: setup-test
 	$(VENV)/bin/pytest
+
+# Service vs. raw SQL vs. tipg on generated rows (benchmarks/README.md); e.g. BENCH_ARGS="--rows 1000000".
+bench: setup
+	$(VENV)/bin/python -m benchmarks.run $(BENCH_ARGS)
 
 setup: system-run python-env web-assets
 setup-test: system-run system-test python-env web-assets

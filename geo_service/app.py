@@ -75,7 +75,9 @@ def install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> FastAPI:
     """Build the service: OGC API – Features, maps and their static assets."""
     settings = settings or get_settings()
-    catalog = catalog or load_catalog(settings.layers_dir, settings.maps_dir)
+    catalog = catalog or load_catalog(
+        settings.layers_dir, settings.maps_dir, bench_layers=settings.bench_layers
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -89,6 +89,8 @@ COMMON_PROPERTIES: dict[str, dict[str, Any]] = {
     "note": {"type": ["string", "null"], "maxLength": 4000, "title": "备注 Note"},
 }
 REQUIRED_PROPERTIES = ["code", "name_zh", "name_en", "category", "status", "accuracy"]
+CATALOG_FILE = "catalog.yaml"  # the plan layers, each with its seed file
+BENCH_FILE = "bench.yaml"  # generated benchmark layers (no seed file), only with JXPLAN_BENCH_LAYERS
 # property names double as `/items` query parameters (`?status=planned`), so none may be a standard one
 RESERVED_NAMES = {"f", "limit", "bbox", "datetime", "crs", "filter", "sortby", "properties", "cursor", "id"}
 
@@ -134,7 +136,9 @@ class Layer(BaseModel):
     title: Bilingual
     description: Bilingual
     geometry_type: GeometryType
-    file: str
+    # the seed GeoJSON beside the catalogue; None for a layer whose rows are generated in the database
+    # (the benchmark layers of `layers/bench.yaml`), which `jxplan load` skips
+    file: str | None = None
     keywords: list[str] = Field(default_factory=list)
     plan_reference: PlanReference | None = None
     properties: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -184,17 +188,29 @@ class Layer(BaseModel):
         return Draft202012Validator(self.json_schema)
 
     @property
+    def seed_file(self) -> str:
+        """The name of the seed GeoJSON file (a `ValueError` for a generated layer, which has none)."""
+        if self.file is None:
+            raise ValueError(f"layer {self.id} has no seed file: its rows are generated (jxplan bench load)")
+        return self.file
+
+    @property
     def property_names(self) -> list[str]:
         """Every property a feature of this layer may carry, common ones first."""
         return list(COMMON_PROPERTIES) + list(self.properties)
 
 
 class MapLayer(BaseModel):
-    """A layer as it appears on one map."""
+    """A layer as it appears on one map.
+
+    `source` is how the browser gets the features: `geojson` (every feature, from the items pages),
+    `tiles` (vector tiles, for large layers) or `auto` (tiles when the layer holds more features than the
+    map's threshold)."""
 
     layer: str
     show: bool = True
     style: LayerStyle | None = None
+    source: Literal["auto", "geojson", "tiles"] = "auto"
 
 
 class MapDocument(BaseModel):
@@ -225,27 +241,45 @@ class Catalog(BaseModel):
     layers_dir: Path
 
     def layer_file(self, layer: Layer) -> Path:
-        """The seed GeoJSON file of a layer."""
-        return self.layers_dir / layer.file
+        """The seed GeoJSON file of a layer (a `ValueError` for a generated layer, which has none)."""
+        return self.layers_dir / layer.seed_file
 
 
 class CatalogError(ValueError):
     """The catalogue or a map document is malformed."""
 
 
-def load_catalog(layers_dir: Path, maps_dir: Path) -> Catalog:
-    """Read `layers/catalog.yaml` and every `maps/*.yaml`, checking that maps name existing layers."""
-    catalog_file = layers_dir / "catalog.yaml"
+def _read_layers(path: Path, *, generated: bool) -> list[Layer]:
+    """The `layers:` list of one catalogue file: plan layers each name their seed `file`, generated
+    (benchmark) layers none."""
     try:
-        raw = yaml.safe_load(catalog_file.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         layers = [Layer.model_validate(entry) for entry in raw["layers"]]
     except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
-        raise CatalogError(f"{catalog_file}: {exc}") from exc
-    by_id: dict[str, Layer] = {}
+        raise CatalogError(f"{path}: {exc}") from exc
     for layer in layers:
-        if layer.id in by_id:
-            raise CatalogError(f"{catalog_file}: layer id {layer.id!r} declared twice")
-        by_id[layer.id] = layer
+        if generated and layer.file is not None:
+            raise CatalogError(f"{path}: layer {layer.id} is generated and may not name a seed file")
+        if not generated and layer.file is None:
+            raise CatalogError(f"{path}: layer {layer.id} must name its seed GeoJSON `file`")
+    return layers
+
+
+def load_catalog(layers_dir: Path, maps_dir: Path, *, bench_layers: bool = False) -> Catalog:
+    """Read `layers/catalog.yaml` and every `maps/*.yaml`, checking that maps name existing layers.
+
+    With `bench_layers` (the `JXPLAN_BENCH_LAYERS` setting) the synthetic benchmark layers of
+    `layers/bench.yaml` follow the plan layers; they have no seed file (`jxplan bench load` makes them).
+    """
+    sources = [(layers_dir / CATALOG_FILE, False)]
+    if bench_layers:
+        sources.append((layers_dir / BENCH_FILE, True))
+    by_id: dict[str, Layer] = {}
+    for path, generated in sources:
+        for layer in _read_layers(path, generated=generated):
+            if layer.id in by_id:
+                raise CatalogError(f"{path}: layer id {layer.id!r} declared twice")
+            by_id[layer.id] = layer
     maps: dict[str, MapDocument] = {}
     for path in sorted(maps_dir.glob("*.yaml")):
         try:
@@ -257,3 +291,12 @@ def load_catalog(layers_dir: Path, maps_dir: Path) -> Catalog:
             raise CatalogError(f"{path}: unknown layers {missing}")
         maps[doc.id] = doc
     return Catalog(layers=by_id, maps=maps, layers_dir=layers_dir)
+
+
+def read_bench_layer(layers_dir: Path, layer_id: str) -> Layer:
+    """One layer of `layers/bench.yaml`, whatever the `bench_layers` setting (for `jxplan bench`)."""
+    path = layers_dir / BENCH_FILE
+    for layer in _read_layers(path, generated=True):
+        if layer.id == layer_id:
+            return layer
+    raise CatalogError(f"{path}: no layer {layer_id!r}")

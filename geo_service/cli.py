@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from geo_service.catalog import CatalogError, load_catalog
+from geo_service.bench import BENCH_LAYER, load_bench_layer
+from geo_service.catalog import CatalogError, load_catalog, read_bench_layer
 from geo_service.db import migrate
 from geo_service.db.embedded import ClusterError, EmbeddedCluster
 from geo_service.db.engine import database_url, ensure_database, sync_engine
@@ -19,6 +20,11 @@ from geo_service.settings import Settings, get_settings
 app = typer.Typer(help="嘉兴规划GIS Jiaxing plan GIS: serve, database, layers.", no_args_is_help=True)
 db_app = typer.Typer(help="The database: embedded PostGIS cluster and migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+bench_app = typer.Typer(
+    help="Synthetic benchmark data (layers/bench.yaml; served with JXPLAN_BENCH_LAYERS=1).",
+    no_args_is_help=True,
+)
+app.add_typer(bench_app, name="bench")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -56,12 +62,15 @@ def _prepare(url: str, settings: Settings, layer_ids: list[str] | None = None) -
     """Migrate, then load the layers (all, or the chosen ones), saying what changed."""
     migrate.upgrade(url)
     try:
-        catalog = load_catalog(settings.layers_dir, settings.maps_dir)
+        catalog = load_catalog(settings.layers_dir, settings.maps_dir, bench_layers=settings.bench_layers)
     except CatalogError as exc:
         raise _fail(str(exc)) from exc
     unknown = [name for name in layer_ids or [] if name not in catalog.layers]
     if unknown:
         raise _fail(f"Unknown layer(s): {', '.join(unknown)}. Layers: {', '.join(catalog.layers)}")
+    generated = [name for name in layer_ids or [] if catalog.layers[name].file is None]
+    if generated:
+        raise _fail(f"{', '.join(generated)} has no seed file: make it with `jxplan bench load`.")
     engine = sync_engine(url)
     try:
         reports = load(engine, catalog, layer_ids or None)
@@ -159,3 +168,30 @@ def db_downgrade(revision: str) -> None:
     with database(settings, keep_running=True) as url:
         migrate.downgrade(url, revision)
         typer.echo(f"Database at revision {migrate.current_revision(url)}.")
+
+
+@bench_app.callback()
+def bench() -> None:
+    """Synthetic layers for benchmarks: generated in PostgreSQL, hidden unless JXPLAN_BENCH_LAYERS=1."""
+
+
+@bench_app.command("load")
+def bench_load(
+    rows: Annotated[int, typer.Option(min=1, help="How many parcels to generate.")] = 100_000,
+) -> None:
+    """Replace the rows of `bench_parcels` with ROWS generated parcels (the same ones for the same ROWS)."""
+    settings = get_settings()
+    try:
+        layer = read_bench_layer(settings.layers_dir, BENCH_LAYER)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from exc
+    with database(settings, keep_running=True) as url:
+        migrate.upgrade(url)
+        engine = sync_engine(url)
+        try:
+            report = load_bench_layer(engine, layer, rows)
+        finally:
+            engine.dispose()
+    typer.echo(report.summary())
+    if not settings.bench_layers:
+        typer.echo("Serve it with JXPLAN_BENCH_LAYERS=1 (hidden from the catalogue otherwise).")

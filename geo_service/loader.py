@@ -115,8 +115,8 @@ def _geom_sql(layer: Layer) -> str:
     return f"ST_Multi({geom})" if layer.geometry_type.startswith("Multi") else geom
 
 
-def _load_layer(conn: Connection, layer: Layer, seed: list[SeedFeature]) -> LayerReport:
-    report = LayerReport(layer.id)
+def ensure_layer_row(conn: Connection, layer: Layer) -> None:
+    """The layer's row in `layers` (its statistics and cache version), created or its type updated."""
     conn.execute(
         text(
             "INSERT INTO layers (id, geometry_type) VALUES (:id, :gt) "
@@ -125,6 +125,11 @@ def _load_layer(conn: Connection, layer: Layer, seed: list[SeedFeature]) -> Laye
         ),
         {"id": layer.id, "gt": layer.geometry_type},
     )
+
+
+def _load_layer(conn: Connection, layer: Layer, seed: list[SeedFeature]) -> LayerReport:
+    report = LayerReport(layer.id)
+    ensure_layer_row(conn, layer)
     existing = {
         row.code: row
         for row in conn.execute(
@@ -189,8 +194,12 @@ def refresh_extents(conn: Connection) -> None:
 
 
 def load(engine: Engine, catalog: Catalog, layer_ids: Iterable[str] | None = None) -> list[LayerReport]:
-    """Load the chosen layers (all by default) in one transaction: all of them or, on any error, none."""
+    """Load the chosen layers (all by default) in one transaction: all of them or, on any error, none.
+
+    Layers without a seed file (the generated benchmark layers) are skipped: `jxplan bench load` makes them.
+    """
     chosen = [catalog.layers[i] for i in layer_ids] if layer_ids else list(catalog.layers.values())
+    chosen = [layer for layer in chosen if layer.file is not None]
     seeds: dict[str, list[SeedFeature]] = {}
     problems: list[str] = []
     for layer in chosen:

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="Embedded cluster and its secrets.")
     layers_dir: Path = PROJECT_ROOT / "layers"
     maps_dir: Path = PROJECT_ROOT / "maps"
+    bench_layers: bool = Field(
+        default=False,
+        description="Also serve the synthetic benchmark layers of layers/bench.yaml (see `jxplan bench`).",
+    )
     public_url: str | None = Field(
         default=None, description="Base URL clients see, when behind a proxy (e.g. https://gis.example.org)."
     )

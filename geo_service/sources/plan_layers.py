@@ -650,7 +650,7 @@ def build(root: Path = ROOT) -> dict[str, bytes]:
     """The plan layer files (file name → bytes) built from the sources under root."""
     builder = Builder(root)
     return {
-        builder.layers[layer_id].file: serialise(collection)
+        builder.layers[layer_id].seed_file: serialise(collection)
         for layer_id, collection in builder.collections().items()
     }
 

@@ -1,0 +1,185 @@
+"""The load generator: N concurrent asyncio workers sending requests (HTTP with httpx, or SQL through a
+psycopg pool) for a fixed time, cycling through a workload's requests; latencies, bytes and peak memory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from benchmarks.servers import rss_bytes
+from benchmarks.workloads import RawQuery
+
+OK_STATUS = (200, 204)  # 204: an empty tile
+
+
+@dataclass
+class Sample:
+    """What one target did in one workload at one concurrency (all rounds together)."""
+
+    latencies: list[float] = field(default_factory=list)  # seconds, of each completed request
+    bytes: int = 0
+    errors: int = 0
+    elapsed: float = 0.0
+    peak_rss: int | None = None
+    first_error: str | None = None
+
+    def add(self, other: Sample) -> None:
+        """Merge another round into this one."""
+        self.latencies += other.latencies
+        self.bytes += other.bytes
+        self.errors += other.errors
+        self.elapsed += other.elapsed
+        if other.peak_rss is not None:
+            self.peak_rss = max(self.peak_rss or 0, other.peak_rss)
+        self.first_error = self.first_error or other.first_error
+
+    @property
+    def requests(self) -> int:
+        """Completed requests, errors included."""
+        return len(self.latencies)
+
+    @property
+    def rate(self) -> float:
+        """Successful requests per second."""
+        return (self.requests - self.errors) / self.elapsed if self.elapsed else 0.0
+
+    def percentile(self, p: float) -> float:
+        """The latency (seconds) at percentile p, nearest rank."""
+        if not self.latencies:
+            return math.nan
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+    @property
+    def mean_bytes(self) -> float:
+        """Mean response size in bytes."""
+        ok = self.requests - self.errors
+        return self.bytes / ok if ok else math.nan
+
+    def as_dict(self) -> dict[str, Any]:
+        """Summary for the JSON results file."""
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "elapsed_s": self.elapsed,
+            "req_per_s": self.rate,
+            "p50_ms": self.percentile(50) * 1000,
+            "p99_ms": self.percentile(99) * 1000,
+            "bytes_per_response": self.mean_bytes,
+            "peak_rss_bytes": self.peak_rss,
+            "first_error": self.first_error,
+        }
+
+
+Call = Callable[[int], Awaitable[tuple[bool, int, str | None]]]  # request number → ok, bytes, error
+
+
+async def _sample_rss(pid: int, sample: Sample, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        rss = rss_bytes(pid)
+        if rss is not None:
+            sample.peak_rss = max(sample.peak_rss or 0, rss)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.1)
+
+
+async def _drive(call: Call, concurrency: int, duration: float, pid: int | None) -> Sample:
+    """`concurrency` workers calling `call` until `duration` seconds have passed."""
+    sample = Sample()
+    counter = itertools.count()
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(_sample_rss(pid, sample, stop)) if pid is not None else None
+    start = time.perf_counter()
+    deadline = start + duration
+    last_end = start
+
+    async def worker() -> None:
+        nonlocal last_end
+        while time.perf_counter() < deadline:
+            began = time.perf_counter()
+            try:
+                ok, size, error = await call(next(counter))
+            except Exception as exc:  # counted and reported: the run goes on
+                ok, size, error = False, 0, f"{exc.__class__.__name__}: {exc}"
+            ended = time.perf_counter()
+            last_end = max(last_end, ended)
+            sample.latencies.append(ended - began)
+            if ok:
+                sample.bytes += size
+            else:
+                sample.errors += 1
+                sample.first_error = sample.first_error or error
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    sample.elapsed = last_end - start
+    stop.set()
+    if sampler is not None:
+        await sampler
+    return sample
+
+
+async def run_http(
+    base_url: str, paths: Sequence[str], concurrency: int, duration: float, pid: int | None
+) -> Sample:
+    """GET the paths in turn (a keep-alive connection per worker, no compression asked for)."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Accept-Encoding": "identity"}
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, headers=headers, timeout=120) as client:
+
+        async def call(n: int) -> tuple[bool, int, str | None]:
+            response = await client.get(paths[n % len(paths)])
+            body = response.content
+            if response.status_code in OK_STATUS:
+                return True, len(body), None
+            return False, 0, f"HTTP {response.status_code}: {body[:200]!r}"
+
+        return await _drive(call, concurrency, duration, pid)
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, bytes | bytearray | memoryview):
+        return len(value)
+    return 0
+
+
+async def open_pool(conninfo: str, size: int) -> AsyncConnectionPool[AsyncConnection[Any]]:
+    """A pool of `size` autocommit connections, all open."""
+    pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+        conninfo, min_size=size, max_size=size, kwargs={"autocommit": True}, open=False
+    )
+    await pool.open(wait=True)
+    return pool
+
+
+async def execute(pool: AsyncConnectionPool[AsyncConnection[Any]], query: RawQuery) -> list[tuple[Any, ...]]:
+    """Run one statement and fetch all its rows (a page: chunks of features, then its end)."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(query.sql, query.params)
+        return await cursor.fetchall()
+
+
+async def run_sql(
+    pool: AsyncConnectionPool[AsyncConnection[Any]],
+    queries: Sequence[RawQuery],
+    concurrency: int,
+    duration: float,
+) -> Sample:
+    """Run the statements in turn and fetch each result; bytes are those of its text and bytea values."""
+
+    async def call(n: int) -> tuple[bool, int, str | None]:
+        rows = await execute(pool, queries[n % len(queries)])
+        return True, sum(_size(v) for row in rows for v in row), None
+
+    return await _drive(call, concurrency, duration, None)
