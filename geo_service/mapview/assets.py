@@ -72,7 +72,10 @@ CDN_FILES: dict[str, str] = {
 }
 
 # Vendor files our own page elements load directly (not through a Folium URL).
-OWN_VENDOR_FILES: tuple[str, ...] = ("@fontsource-variable/noto-sans-sc/index.css",)
+OWN_VENDOR_FILES: tuple[str, ...] = (
+    "@fontsource-variable/noto-sans-sc/index.css",
+    "leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js",
+)
 
 
 class UnmappedAssetError(RuntimeError):

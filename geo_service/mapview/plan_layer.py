@@ -22,12 +22,18 @@ CJK_FONT_CSS = vendor_url("@fontsource-variable/noto-sans-sc/index.css")
 
 # One request normally fetches a whole layer; the script follows `next` links when the server pages.
 PAGE_LIMIT = 1000
+# Above this many features an `auto` layer is drawn from vector tiles instead of being fetched whole.
+TILE_THRESHOLD = 5000
+VECTORGRID_JS = vendor_url("leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js")
 
 
 class PageSetup(MacroElement):
     """Loads the page script and styles and hands it the labels and line styles every layer shares."""
 
-    default_js: ClassVar[list[tuple[str, str]]] = [("jxplan_map_js", APP_JS)]
+    default_js: ClassVar[list[tuple[str, str]]] = [
+        ("leaflet_vectorgrid_js", VECTORGRID_JS),
+        ("jxplan_map_js", APP_JS),
+    ]
     default_css: ClassVar[list[tuple[str, str]]] = [
         ("jxplan_cjk_font_css", CJK_FONT_CSS),
         ("jxplan_map_css", APP_CSS),
@@ -66,7 +72,9 @@ class PlanLayer(Layer):
         """
     )
 
-    def __init__(self, layer: CatalogLayer, style: LayerStyle, show: bool = True) -> None:
+    def __init__(
+        self, layer: CatalogLayer, style: LayerStyle, show: bool = True, source: str = "auto"
+    ) -> None:
         # Leaflet's layer control inserts names as HTML.
         super().__init__(name=escape(str(layer.title)), overlay=True, control=True, show=show)
         self._name = "PlanLayer"
@@ -75,6 +83,9 @@ class PlanLayer(Layer):
             "title": str(layer.title),
             "geometryType": layer.geometry_type,
             "items": f"/collections/{layer.id}/items?f=json&limit={PAGE_LIMIT}",
+            "source": source,
+            "tileThreshold": TILE_THRESHOLD,
+            "tiles": f"/collections/{layer.id}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}",
             "style": style_config(style),
         }
 

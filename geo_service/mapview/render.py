@@ -24,7 +24,9 @@ def build_map(doc: MapDocument, catalog: Catalog, settings: Settings) -> MapPage
     PageSetup().add_to(m)
     for map_layer in doc.layers:
         layer = catalog.layers[map_layer.layer]
-        PlanLayer(layer, effective_style(layer, map_layer), show=map_layer.show).add_to(m)
+        PlanLayer(
+            layer, effective_style(layer, map_layer), show=map_layer.show, source=map_layer.source
+        ).add_to(m)
     folium.LayerControl(position="topright", collapsed=True).add_to(m)
     Legend(doc, catalog).add_to(m)
     add_controls(m)

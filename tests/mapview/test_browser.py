@@ -38,8 +38,8 @@ FIND_CLICKABLE = """
 () => {
   const map = window.jxplanMap;
   const box = map.getContainer().getBoundingClientRect();
-  for (const [id, group] of Object.entries(window.jxplan.layers).reverse()) {
-    for (const layer of group.getLayers()) {
+  for (const [id, holder] of Object.entries(window.jxplan.layers).reverse()) {
+    for (const layer of holder.getLayers().flatMap((g) => (g.getLayers ? g.getLayers() : []))) {
       const props = layer.feature.properties;
       if (!props.plan_text || !layer._path) continue;
       const points = layer.getLatLng ? [layer.getLatLng()] : layer.getLatLngs().flat(Infinity);
@@ -58,8 +58,8 @@ FIND_CLICKABLE = """
 
 OPEN_BY_CODE = """
 (code) => {
-  for (const group of Object.values(window.jxplan.layers)) {
-    for (const layer of group.getLayers()) {
+  for (const holder of Object.values(window.jxplan.layers)) {
+    for (const layer of holder.getLayers().flatMap((g) => (g.getLayers ? g.getLayers() : []))) {
       if (layer.feature.properties.code === code) { layer.openPopup(); return true; }
     }
   }

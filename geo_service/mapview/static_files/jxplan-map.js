@@ -201,13 +201,10 @@
     document.dispatchEvent(new CustomEvent("jxplan:layerloaded", { detail: { id: id, state: state[id] } }));
   }
 
-  function planLayer(map, cfg) {
-    var pane = "jxplan-" + cfg.id;
-    if (!map.getPane(pane)) map.createPane(pane).style.zIndex = String(cfg.style.zIndex);
-    cfg.pane = pane;
-    state[cfg.id] = { state: "loading", features: 0, drawn: 0, skipped: 0 };
+  /* Every feature of the layer, fetched page by page and drawn as vectors (small layers). */
+  function geojsonLayer(cfg) {
     var group = L.geoJSON(null, {
-      pane: pane,
+      pane: cfg.pane,
       style: function (feature) {
         return pathOptions(feature, cfg);
       },
@@ -225,9 +222,8 @@
         layer.bindTooltip(tooltipContent(feature), { sticky: true, className: "jx-tooltip" });
       },
     });
-    layers[cfg.id] = group;
     var start = new URL(cfg.items, document.baseURI).href;
-    fetchAll(start, function (page) {
+    var loaded = fetchAll(start, function (page) {
       // counted here: Leaflet's addData drops features without geometry before any filter sees them
       var features = page.features || [];
       var located = features.filter(function (feature) {
@@ -236,16 +232,134 @@
       state[cfg.id].features += features.length;
       state[cfg.id].skipped += features.length - located.length;
       group.addData(located);
-    }).then(
-      function () {
-        finish(cfg.id, "done");
-      },
-      function (error) {
-        finish(cfg.id, "error", error);
-        if (window.console) console.error("jxplan: layer " + cfg.id + " failed to load:", error);
+    });
+    return { layer: group, loaded: loaded };
+  }
+
+  var tileLayers = [];
+
+  function popupAt(map, latlng, feature, cfg) {
+    L.popup({ maxWidth: 380, maxHeight: 420, className: "jx-popup-wrap" })
+      .setLatLng(latlng)
+      .setContent(popupContent(feature, cfg))
+      .openOn(map);
+  }
+
+  /* A click on the map where no vector feature was hit asks the server which feature of a tiled layer lies
+   * there (a box of a few pixels around the click), the topmost layer first, and explains it in a popup.
+   * Tiles carry only a few properties; the popup shows the whole feature, as on the GeoJSON layers. */
+  async function identify(map, event) {
+    if (event.originalEvent && event.originalEvent.target && event.originalEvent.target.closest &&
+        event.originalEvent.target.closest(".jxplan-feature")) return;
+    var shown = tileLayers
+      .filter(function (entry) {
+        return map.hasLayer(entry.holder);
+      })
+      .sort(function (a, b) {
+        return b.cfg.style.zIndex - a.cfg.style.zIndex;
+      });
+    var point = map.latLngToContainerPoint(event.latlng);
+    var pad = 6;
+    var sw = map.containerPointToLatLng([point.x - pad, point.y + pad]);
+    var ne = map.containerPointToLatLng([point.x + pad, point.y - pad]);
+    var bbox = [sw.lng, sw.lat, ne.lng, ne.lat].map(function (n) {
+      return n.toFixed(7);
+    }).join(",");
+    for (var i = 0; i < shown.length; i++) {
+      var url = new URL(shown[i].cfg.items, document.baseURI);
+      url.searchParams.set("bbox", bbox);
+      url.searchParams.set("limit", "1");
+      var response = await fetch(url.href, { headers: { Accept: "application/geo+json" }, credentials: "same-origin" });
+      if (!response.ok) continue;
+      var page = await response.json();
+      var feature = (page.features || [])[0];
+      if (feature) {
+        popupAt(map, event.latlng, feature, shown[i].cfg);
+        return;
       }
-    );
-    return group;
+    }
+  }
+
+  /* Vector tiles of the layer (large layers): only what is in view is fetched and drawn. */
+  function tileLayer(map, cfg, holder, matched) {
+    var styles = {};
+    var points = /Point/.test(cfg.geometryType);
+    styles[cfg.id] = function (properties) {
+      var options = pathOptions({ properties: properties }, cfg);
+      options.fill = points || /Polygon/.test(cfg.geometryType);
+      if (points) {
+        options.radius = cfg.style.radius;
+        options.fillOpacity = Math.max(options.fillOpacity, 0.85 * options.opacity);
+      }
+      return options;
+    };
+    var template = new URL(cfg.tiles, document.baseURI).href.replace(/%7B/g, "{").replace(/%7D/g, "}");
+    var grid = L.vectorGrid.protobuf(template, {
+      pane: cfg.pane,
+      interactive: false,
+      maxNativeZoom: 22,
+      rendererFactory: L.canvas.tile,
+      vectorTileLayerStyles: styles,
+    });
+    if (!tileLayers.length) {
+      map.on("click", function (event) {
+        identify(map, event).catch(function (error) {
+          if (window.console) console.error("jxplan: identify failed:", error);
+        });
+      });
+    }
+    tileLayers.push({ holder: holder, cfg: cfg });
+    state[cfg.id].mode = "tiles";
+    state[cfg.id].features = matched;
+    state[cfg.id].drawn = matched;
+    return grid;
+  }
+
+  /* How many features the layer holds, from the server's numberMatched (null if it does not say). */
+  async function layerSize(cfg) {
+    var url = new URL(cfg.items, document.baseURI);
+    url.searchParams.set("limit", "1");
+    var response = await fetch(url.href, {
+      headers: { Accept: "application/geo+json" },
+      credentials: "same-origin",
+    });
+    if (!response.ok) throw new Error("HTTP " + response.status + " " + url.href);
+    var page = await response.json();
+    return typeof page.numberMatched === "number" ? page.numberMatched : null;
+  }
+
+  /* A plan layer: a group that receives either the GeoJSON features or the vector tiles. */
+  function planLayer(map, cfg) {
+    var pane = "jxplan-" + cfg.id;
+    if (!map.getPane(pane)) map.createPane(pane).style.zIndex = String(cfg.style.zIndex);
+    cfg.pane = pane;
+    state[cfg.id] = { state: "loading", mode: "geojson", features: 0, drawn: 0, skipped: 0 };
+    var holder = L.layerGroup();
+    layers[cfg.id] = holder;
+    var chosen;
+    if (cfg.source === "geojson") chosen = Promise.resolve(null);
+    else chosen = layerSize(cfg);
+    chosen
+      .then(function (size) {
+        var tiles = cfg.source === "tiles" || (cfg.source === "auto" && size !== null && size > cfg.tileThreshold);
+        if (tiles) {
+          holder.addLayer(tileLayer(map, cfg, holder, size));
+          return null;
+        }
+        var made = geojsonLayer(cfg);
+        holder.addLayer(made.layer);
+        return made.loaded;
+      })
+      .then(
+        function () {
+          finish(cfg.id, "done");
+        },
+        function (error) {
+          finish(cfg.id, "error", error);
+          if (window.console) console.error("jxplan: layer " + cfg.id + " failed to load:", error);
+        }
+      );
+    return holder;
   }
 
   var LegendControl = L.Control.extend({
