@@ -34,5 +34,6 @@ class EncodingETagMiddleware:
 
 def install_compression(app: FastAPI) -> None:
     """gzip for bodies over 1 KiB (JSON compresses ~10×), with encoding-specific ETags."""
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # level 4, not the default 9: JSON shrinks almost as much at a third of the CPU per response
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=4)
     app.add_middleware(EncodingETagMiddleware)  # added last, so it sees the gzip middleware's headers

@@ -60,6 +60,8 @@ def sync_engine(url: str) -> Engine:
 
 def async_engine(url: str, settings: Settings) -> AsyncEngine:
     """The service's pool of asynchronous connections."""
+    # no pre-ping (a round trip per request): a connection the server dropped fails one statement, and
+    # SQLAlchemy then discards the whole pool; connections are also renewed every half hour
     return create_async_engine(
-        url, pool_size=settings.pool_size, max_overflow=settings.pool_size, pool_pre_ping=True
+        url, pool_size=settings.pool_size, max_overflow=settings.pool_size, pool_recycle=1800
     )

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 
+from geo_service.catalog import Catalog
 from geo_service.errors import NotFound
 from geo_service.mapview.plan_layer import APP_CSS, CJK_FONT_CSS
 from geo_service.mapview.render import render_map
 from geo_service.mapview.templating import render
 from geo_service.ogc.dependencies import get_catalog, get_settings
+from geo_service.settings import Settings
 
 router = APIRouter(tags=["maps 地图"])
 
 
 @router.get("/maps", response_class=HTMLResponse, summary="地图列表 Maps")
-def map_index(request: Request) -> HTMLResponse:
+def map_index(catalog: Catalog = Depends(get_catalog)) -> HTMLResponse:
     """The list of thematic maps, each linking to its page."""
-    catalog = get_catalog(request)
     html = render(
         "index.html",
         maps=list(catalog.maps.values()),
@@ -28,10 +29,11 @@ def map_index(request: Request) -> HTMLResponse:
 
 
 @router.get("/maps/{map_id}", response_class=HTMLResponse, summary="地图 Map")
-def map_page(map_id: str, request: Request) -> HTMLResponse:
+def map_page(
+    map_id: str, catalog: Catalog = Depends(get_catalog), settings: Settings = Depends(get_settings)
+) -> HTMLResponse:
     """One map, rendered for each request (maps are small and the catalogue may change)."""
-    catalog = get_catalog(request)
     doc = catalog.maps.get(map_id)
     if doc is None:
         raise NotFound(f"no map {map_id!r}; the maps are listed at /maps")
-    return HTMLResponse(render_map(doc, catalog, get_settings(request)))
+    return HTMLResponse(render_map(doc, catalog, settings))

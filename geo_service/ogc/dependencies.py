@@ -13,28 +13,31 @@ from geo_service.catalog import Catalog, Layer
 from geo_service.errors import NotFound
 from geo_service.settings import Settings
 
+# Dependencies are `async def`: FastAPI runs a plain `def` dependency in a worker thread, a thread hop per
+# dependency per request for what is only an attribute lookup.
 
-def get_catalog(request: Request) -> Catalog:
+
+async def get_catalog(request: Request) -> Catalog:
     """The catalogue the app was built with."""
     catalog: Catalog = request.app.state.catalog
     return catalog
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> AsyncEngine:
+async def get_engine(request: Request) -> AsyncEngine:
     """The database pool opened by the app's lifespan."""
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-def get_layer(collection_id: str, request: Request) -> Layer:
+async def get_layer(collection_id: str, request: Request) -> Layer:
     """The collection named in the path, or 404 before the handler runs."""
-    catalog = get_catalog(request)
+    catalog: Catalog = request.app.state.catalog
     layer = catalog.layers.get(collection_id)
     if layer is None:
         raise NotFound(

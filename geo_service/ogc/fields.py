@@ -68,8 +68,21 @@ def _sql(name: str, kind: Kind) -> str:
     return f"(CASE WHEN jsonb_typeof({member}) = '{json_kind}' THEN {text}::{cast} END)"
 
 
+_FIELDS: dict[int, tuple[Layer, dict[str, Field]]] = {}
+
+
 def layer_fields(layer: Layer) -> dict[str, Field]:
-    """Every property of the layer, in declaration order (common properties first)."""
+    """Every property of the layer, in declaration order (common properties first); worked out once per
+    catalogue entry (layers are immutable), since every request asks."""
+    cached = _FIELDS.get(id(layer))
+    if cached is not None and cached[0] is layer:
+        return cached[1]
+    fields = _build_fields(layer)
+    _FIELDS[id(layer)] = (layer, fields)
+    return fields
+
+
+def _build_fields(layer: Layer) -> dict[str, Field]:
     fields: dict[str, Field] = {}
     for name, schema in layer.json_schema["properties"].items():
         kind = json_type(schema)

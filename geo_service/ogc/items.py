@@ -27,7 +27,7 @@ from geo_service.ogc.links import base_url, link, url
 from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, negotiate
 from geo_service.ogc.openapi import FEATURE_PARAMETERS, ITEMS_PARAMETERS
 from geo_service.ogc.parameters import parse_bbox, parse_datetime, parse_limit, reject_unknown
-from geo_service.ogc.query import ItemsFilter, download_statement, feature_statement, page_statement
+from geo_service.ogc.query import CHUNK, ItemsFilter, download_statement, feature_statement, page_statement
 from geo_service.ogc.responses import cache_headers, etag_for, not_modified
 from geo_service.settings import Settings
 
@@ -198,15 +198,23 @@ async def items(
             drop=query.drop,
         )
         with filter_errors(filter_.predicate is not None):
-            # a server-side cursor: the page arrives in chunks, so a big page never sits whole in memory
-            result = await conn.stream(statement)
-            first = await result.fetchone()
+            if query.limit > CHUNK:
+                # a server-side cursor: the page arrives in chunks, so a big page never sits whole in memory
+                result = await conn.stream(statement)
+                first = await result.fetchone()
+                buffered = None
+            else:  # one chunk and the page's end: a plain query saves the cursor's round trips
+                buffered = list(await conn.execute(statement))
     except BaseException:
         await conn.close()
         raise
 
     async def pieces() -> AsyncIterator[tuple[int, str]]:
         """The page's rows from the first on: (0, chunk of features)…, then (1, the page's end)."""
+        if buffered is not None:
+            for piece in buffered:
+                yield piece.part, piece.body
+            return
         row = first
         while row is not None:
             yield row.part, row.body
