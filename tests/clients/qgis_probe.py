@@ -7,7 +7,8 @@ python3-qgis); the project's own Python does not. It reads one JSON job on stdin
      "rectangle": [xmin, ymin, xmax, ymax] | null, "subset": "QGIS expression" | null,
      "render": {"path": "out.png", "width": 1600, "height": 1200, "crs": "EPSG:4549",
                 "styles": {layer_id: {"color": "#rrggbb", "fill_opacity": 0.2, "weight": 2}},
-                "labels": {layer_id: "field"}} | null}
+                "labels": {layer_id: "field"}} | null,
+     "vector_tiles": {"template": "…/{z}/{y}/{x}", "extent": [w, s, e, n], "path": "out.png"} | null}
 
 and prints {"qgis_version": ..., "messages": [...], "layers": {layer_id: {...}}, "render": {...}} on stdout.
 Only the standard library and QGIS are used, so the script needs nothing from the project's venv.
@@ -36,6 +37,7 @@ from qgis.core import (  # after QT_QPA_PLATFORM is set: Qt reads it when it loa
     QgsTextFormat,
     QgsVectorLayer,
     QgsVectorLayerSimpleLabeling,
+    QgsVectorTileLayer,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QSize
@@ -107,6 +109,47 @@ def apply_style(layer: QgsVectorLayer, style: dict[str, Any]) -> None:
         symbol.setSize(2.5)
 
 
+def drawn_fraction(image: Any) -> float:
+    """How much of the image is not white background (every 4th pixel both ways)."""
+    white = QColor("white").rgb()
+    sampled = drawn = 0
+    for y in range(0, image.height(), 4):
+        for x in range(0, image.width(), 4):
+            sampled += 1
+            drawn += image.pixel(x, y) != white
+    return drawn / sampled if sampled else 0.0
+
+
+def render_tiles(job: dict[str, Any]) -> dict[str, Any]:
+    """Opens the service's vector tiles as QGIS's "Vector Tiles" connection does (an XYZ template) and
+    draws the given WGS 84 extent; says whether the layer is valid and how much was drawn."""
+    template = job["template"].replace("&", "%26")
+    layer = QgsVectorTileLayer(f"type=xyz&url={template}&zmin=0&zmax=22", "plan tiles")
+    result: dict[str, Any] = {"valid": layer.isValid()}
+    if not layer.isValid():
+        return result
+    map_settings = QgsMapSettings()
+    map_settings.setLayers([layer])
+    destination = QgsCoordinateReferenceSystem("EPSG:3857")
+    map_settings.setDestinationCrs(destination)
+    wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+    to_map = QgsCoordinateTransform(wgs84, destination, QgsProject.instance())
+    map_settings.setExtent(to_map.transformBoundingBox(QgsRectangle(*job["extent"])))
+    map_settings.setOutputSize(QSize(int(job.get("width", 800)), int(job.get("height", 600))))
+    map_settings.setBackgroundColor(QColor("white"))
+    renderer = QgsMapRendererParallelJob(map_settings)
+    renderer.start()
+    renderer.waitForFinished()
+    image = renderer.renderedImage()
+    result |= {
+        "saved": image.save(job["path"], "PNG"),
+        "crs": layer.crs().authid(),
+        "drawn_fraction": drawn_fraction(image),
+        "errors": [f"{e.layerID}: {e.message}" for e in renderer.errors()],
+    }
+    return result
+
+
 def render(url: str, layer_ids: list[str], job: dict[str, Any]) -> dict[str, Any]:
     """Draws the collections (first one on top) to a PNG, as QGIS's map canvas would, and says how much
     of the image is not background."""
@@ -144,19 +187,12 @@ def render(url: str, layer_ids: list[str], job: dict[str, Any]) -> dict[str, Any
     renderer.waitForFinished()
     image = renderer.renderedImage()
     saved = image.save(job["path"], "PNG")
-    white = QColor("white").rgb()
-    step = 4  # every 4th pixel both ways is plenty to see whether anything was drawn
-    sampled = drawn = 0
-    for y in range(0, image.height(), step):
-        for x in range(0, image.width(), step):
-            sampled += 1
-            drawn += image.pixel(x, y) != white
     return {
         "saved": saved,
         "crs": map_settings.destinationCrs().authid(),
         "width": image.width(),
         "height": image.height(),
-        "drawn_fraction": drawn / sampled if sampled else 0.0,
+        "drawn_fraction": drawn_fraction(image),
         "errors": [f"{e.layerID}: {e.message}" for e in renderer.errors()],
     }
 
@@ -174,8 +210,10 @@ def main() -> None:
         result: dict[str, Any] = {"qgis_version": Qgis.QGIS_VERSION, "messages": messages}
         result["layers"] = {
             layer_id: describe(job["url"], layer_id, job.get("rectangle"), job.get("subset"))
-            for layer_id in job["layers"]
+            for layer_id in job.get("layers", [])
         }
+        if job.get("vector_tiles"):
+            result["vector_tiles"] = render_tiles(job["vector_tiles"])
         if job.get("render"):
             result["render"] = render(job["url"], job["layers"], job["render"])
         json.dump(result, sys.stdout, ensure_ascii=False)

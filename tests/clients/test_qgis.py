@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from shapely.geometry import box, shape
 from shapely.ops import unary_union
@@ -181,3 +182,17 @@ def test_qgis_filter_expression_selects_the_planned_features(
     assert view["subset_accepted"]
     assert view["subset_count"] == len(planned)
     assert sorted(view["subset_codes"]) == sorted(planned)
+
+
+def test_qgis_draws_the_vector_tiles(live_server: str, output_dir: Path, tmp_path: Path) -> None:
+    """QGIS's vector tile layer, given the plan's tile URL template as TileJSON publishes it (zoom/row/column
+    as {z}/{y}/{x}), is valid in EPSG:3857 and draws the plan over Jiaxing without errors."""
+    tilejson = httpx.get(f"{live_server}/tiles/WebMercatorQuad/tilejson").json()
+    [template] = tilejson["tiles"]
+    assert template.endswith("/{z}/{y}/{x}")
+    target = output_dir / "qgis-tiles.png"
+    job = {"vector_tiles": {"template": template, "extent": [120.3, 30.3, 121.3, 31.1], "path": str(target)}}
+    tiles = run_probe(job, tmp_path)["vector_tiles"]
+    assert tiles["valid"] and tiles["saved"] and tiles["errors"] == [], tiles
+    assert tiles["crs"] == "EPSG:3857"
+    assert tiles["drawn_fraction"] > 0.02, tiles
