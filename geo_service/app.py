@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from geo_service.catalog import Catalog, load_catalog
 from geo_service.compression import install_compression
 from geo_service.db.engine import async_engine, database_url
+from geo_service.editing import routes as editing_routes
 from geo_service.errors import PROBLEM_JSON, Problem
 from geo_service.mapview import routes as map_routes
 from geo_service.mapview.assets import SETUP_HINT, missing_assets
@@ -28,9 +29,11 @@ log = logging.getLogger("geo_service")
 
 def problem_response(problem: Problem, request: Request) -> Response:
     """Render a problem as `application/problem+json`."""
-    return json_response(
+    response = json_response(
         problem.body(instance=str(request.url.path)), PROBLEM_JSON, status_code=problem.status
     )
+    response.headers.update(problem.headers)
+    return response
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -107,6 +110,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         items.router,
         schemas.router,
         tiles.router,
+        editing_routes.router,
         map_routes.router,
     ):
         app.include_router(router)

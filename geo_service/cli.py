@@ -1,4 +1,4 @@
-"""The `jxplan` command: run the service, manage the embedded database, load the layers."""
+"""The `jxplan` command: run the service, manage the embedded database, load the layers, manage keys."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from sqlalchemy import Engine
 
 from geo_service.bench import BENCH_LAYER, load_bench_layer
 from geo_service.catalog import CatalogError, load_catalog, read_bench_layer
 from geo_service.db import migrate
 from geo_service.db.embedded import ClusterError, EmbeddedCluster
 from geo_service.db.engine import database_url, ensure_database, sync_engine
+from geo_service.editing.keys import ROLES, KeyProblem, add_key, list_keys, revoke_key
 from geo_service.loader import SeedError, load
 from geo_service.settings import Settings, get_settings
 
@@ -195,3 +197,62 @@ def bench_load(
     typer.echo(report.summary())
     if not settings.bench_layers:
         typer.echo("Serve it with JXPLAN_BENCH_LAYERS=1 (hidden from the catalogue otherwise).")
+
+
+keys_app = typer.Typer(help="API keys for writing (editors) and administration.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@contextlib.contextmanager
+def _keys_engine() -> Iterator[Engine]:
+    settings = get_settings()
+    with database(settings, keep_running=True) as url:
+        migrate.upgrade(url)
+        engine = sync_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+@keys_app.command("add")
+def keys_add(
+    name: Annotated[str, typer.Option(help="Who or what uses the key, e.g. a planner's name.")],
+    role: Annotated[str, typer.Option(help="reader, editor or admin.")] = "editor",
+) -> None:
+    """Create a key and print its token once: only its hash is stored, it cannot be shown again."""
+    if role not in ROLES:
+        raise _fail(f"role must be one of {', '.join(ROLES)}")
+    with _keys_engine() as engine:
+        try:
+            token = add_key(engine, name, role)
+        except KeyProblem as exc:
+            raise _fail(str(exc)) from exc
+    typer.echo(f"Key {name!r} ({role}) created. Its token, shown only this once:")
+    typer.echo(token)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key: name, role, first characters, when created, last used, revoked."""
+    with _keys_engine() as engine:
+        keys = list_keys(engine)
+    if not keys:
+        typer.echo("No keys. Create one with: jxplan keys add --name NAME --role editor")
+    for key in keys:
+        used = key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "never"
+        state = f"revoked {key.revoked_at.isoformat(timespec='seconds')}" if key.revoked_at else "active"
+        typer.echo(
+            f"{key.name}\t{key.role}\t{key.prefix}…\tcreated {key.created_at:%Y-%m-%d}\tused {used}\t{state}"
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke a key: it stops working at once and stays listed."""
+    with _keys_engine() as engine:
+        try:
+            revoke_key(engine, name)
+        except KeyProblem as exc:
+            raise _fail(str(exc)) from exc
+    typer.echo(f"Key {name!r} revoked.")

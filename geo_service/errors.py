@@ -13,6 +13,8 @@ class Problem(Exception):
     status: int = 400
     title: str = "Bad request 请求无效"
 
+    headers: dict[str, str] = {}  # noqa: RUF012  (class default, replaced per instance when needed)
+
     def __init__(self, detail: str, *, status: int | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -39,6 +41,21 @@ class InvalidParameter(Problem):
 
     status = 400
     title = "Invalid parameter 参数无效"
+
+
+class Unauthorized(Problem):
+    """No credentials, or credentials that are not valid."""
+
+    status = 401
+    title = "Unauthorized 未授权"
+    headers = {"WWW-Authenticate": 'Bearer realm="jxplan"'}  # noqa: RUF012
+
+
+class Forbidden(Problem):
+    """Valid credentials whose role does not allow the request."""
+
+    status = 403
+    title = "Forbidden 无权限"
 
 
 class NotFound(Problem):

@@ -8,14 +8,15 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
@@ -161,3 +162,48 @@ def output_dir() -> Path:
     """Where tests write screenshots and files for people to look at (git-ignored)."""
     OUTPUT.mkdir(parents=True, exist_ok=True)
     return OUTPUT
+
+
+class Writable(NamedTuple):
+    """The app on a private loaded database that tests may change, and an engine on that database."""
+
+    client: TestClient
+    engine: Engine
+
+
+@pytest.fixture(scope="module")
+def writable(
+    request: pytest.FixtureRequest, server_url: str, catalog: Catalog, settings: Settings
+) -> Iterator[Writable]:
+    """A private copy of the loaded layers (never the shared database) served by its own app, per module."""
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    with private_database(server_url, f"ogc_{module}") as url:
+        engine = sync_engine(url)
+        load(engine, catalog)
+        private = settings.model_copy(update={"database_url": url})
+        with TestClient(create_app(private, catalog), raise_server_exceptions=False) as test_client:
+            yield Writable(test_client, engine)
+        engine.dispose()
+
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def check_problem(response: Response, status: int, *words: str) -> dict[str, Any]:
+    """Assert an RFC 9457 problem with `status` whose detail mentions every one of `words`."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].split(";")[0].strip() == PROBLEM_JSON
+    body = response.json()
+    assert body["status"] == status
+    assert body.get("title")
+    detail = body.get("detail", "")
+    assert len(detail) >= 20, f"detail too short to help: {detail!r}"
+    for word in words:
+        assert word.lower() in detail.lower(), f"{word!r} not in detail {detail!r}"
+    return body
+
+
+@pytest.fixture(scope="session")
+def problem() -> Callable[..., dict[str, Any]]:
+    """`problem(response, status, *words)`: checks a problem+json answer and returns its body."""
+    return check_problem

@@ -28,7 +28,7 @@ from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, negotiate
 from geo_service.ogc.openapi import FEATURE_PARAMETERS, ITEMS_PARAMETERS
 from geo_service.ogc.parameters import parse_bbox, parse_datetime, parse_limit, reject_unknown
 from geo_service.ogc.query import CHUNK, ItemsFilter, download_statement, feature_statement, page_statement
-from geo_service.ogc.responses import cache_headers, etag_for, not_modified
+from geo_service.ogc.responses import cache_headers, etag_for, feature_etag, not_modified
 from geo_service.settings import Settings
 
 router = APIRouter()
@@ -328,11 +328,10 @@ async def feature(
         row = (await conn.execute(feature_statement(layer.id, int(feature_id), crs, drop))).first()
     if row is None:
         raise NotFound(f"No feature {feature_id} in collection {layer.id}.")
-    etag = etag_for(
-        "feature",
-        layer.id,
-        feature_id,
+    etag = feature_etag(
+        int(feature_id),
         row.version,
+        layer.id,
         fmt,
         sorted(request.query_params.multi_items()),
         str(request.base_url),

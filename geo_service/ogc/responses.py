@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
@@ -56,3 +57,23 @@ def not_modified(request: Request, etag: str, last_modified: datetime | None) ->
         except (TypeError, ValueError):
             return None
     return None
+
+
+_VERSIONED = re.compile(r'^(?:W/)?"f(\d+)v(\d+)-')
+
+
+def feature_etag(feature_id: int, version: int, *parts: object) -> str:
+    """A feature's ETag: strong per representation, and naming the feature's version in clear, so that
+    `If-Match` with the ETag of any representation of the current version matches (Part 4)."""
+    return f'"f{feature_id}v{version}-{etag_for(*parts)[1:]}'
+
+
+def matches_version(if_match: str, feature_id: int, version: int) -> bool:
+    """Whether an `If-Match` header names this version of this feature (or is `*`)."""
+    for tag in (t.strip() for t in if_match.split(",")):
+        if tag == "*":
+            return True
+        found = _VERSIONED.match(tag)
+        if found and int(found.group(1)) == feature_id and int(found.group(2)) == version:
+            return True
+    return False

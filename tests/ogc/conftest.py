@@ -7,21 +7,15 @@ service's own code.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from httpx import Response
-from sqlalchemy import Engine
 
 from geo_service.app import create_app
 from geo_service.catalog import Catalog
-from geo_service.db.engine import sync_engine
-from geo_service.loader import load
 from geo_service.settings import Settings
-from tests.conftest import private_database
 
-PROBLEM_JSON = "application/problem+json"
 SMALL_DEFAULT_LIMIT = 3
 SMALL_MAX_LIMIT = 5
 
@@ -32,28 +26,6 @@ def small_client(settings: Settings, catalog: Catalog) -> Iterator[TestClient]:
     small = settings.model_copy(update={"default_limit": SMALL_DEFAULT_LIMIT, "max_limit": SMALL_MAX_LIMIT})
     with TestClient(create_app(small, catalog), raise_server_exceptions=False) as test_client:
         yield test_client
-
-
-class Writable(NamedTuple):
-    """The app on a private loaded database that tests may change, and an engine on that database."""
-
-    client: TestClient
-    engine: Engine
-
-
-@pytest.fixture(scope="module")
-def writable(
-    request: pytest.FixtureRequest, server_url: str, catalog: Catalog, settings: Settings
-) -> Iterator[Writable]:
-    """A private copy of the loaded layers (never the shared database) served by its own app, per module."""
-    module = request.module.__name__.rsplit(".", 1)[-1]
-    with private_database(server_url, f"ogc_{module}") as url:
-        engine = sync_engine(url)
-        load(engine, catalog)
-        private = settings.model_copy(update={"database_url": url})
-        with TestClient(create_app(private, catalog), raise_server_exceptions=False) as test_client:
-            yield Writable(test_client, engine)
-        engine.dispose()
 
 
 def walk_pages(http: TestClient, url: str, max_pages: int = 500) -> list[dict[str, Any]]:
@@ -72,27 +44,7 @@ def walk_pages(http: TestClient, url: str, max_pages: int = 500) -> list[dict[st
     return pages
 
 
-def check_problem(response: Response, status: int, *words: str) -> dict[str, Any]:
-    """Assert an RFC 9457 problem with `status` whose detail mentions every one of `words`."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].split(";")[0].strip() == PROBLEM_JSON
-    body = response.json()
-    assert body["status"] == status
-    assert body.get("title")
-    detail = body.get("detail", "")
-    assert len(detail) >= 20, f"detail too short to help: {detail!r}"
-    for word in words:
-        assert word.lower() in detail.lower(), f"{word!r} not in detail {detail!r}"
-    return body
-
-
 @pytest.fixture(scope="session")
 def walk() -> Callable[..., list[dict[str, Any]]]:
     """`walk(http, url)`: the pages of a feature collection, following `next` links."""
     return walk_pages
-
-
-@pytest.fixture(scope="session")
-def problem() -> Callable[..., dict[str, Any]]:
-    """`problem(response, status, *words)`: checks a problem+json answer and returns its body."""
-    return check_problem

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from geo_service.ogc.counts import MatchedCounts
-from tests.ogc.conftest import Writable
+from tests.conftest import Writable
 
 
 def _matched(writable: Writable, **params: str) -> int:

@@ -11,8 +11,7 @@ from fastapi.testclient import TestClient
 
 from geo_service.catalog import load_catalog
 from geo_service.settings import PROJECT_ROOT
-
-from .conftest import Writable
+from tests.conftest import Writable
 
 LAYER_IDS = list(load_catalog(PROJECT_ROOT / "layers", PROJECT_ROOT / "maps").layers)
 GEOJSON = "application/geo+json"

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from shapely.geometry import box, shape
 from sqlalchemy import text
 
-from tests.ogc.conftest import Writable
+from tests.conftest import Writable
 
 Seeds = dict[str, dict[str, dict[str, Any]]]
 TMS = morecantile.tms.get("WebMercatorQuad")

@@ -1,0 +1,1 @@
+"""Writes: API keys and roles, validated edits with history, revert, import."""

@@ -1,0 +1,119 @@
+"""Write routes of OGC API – Features Part 4 (so far: DELETE), and OPTIONS saying what each path allows.
+
+Every write needs a key with the editor role (`auth.require`), honours `If-Match` when it is sent (412 with
+the current version otherwise) and never requires it, and appends the previous state of the feature to
+`feature_history` in the same transaction as the change: who (the key's name), when, and an optional
+comment from the `X-Edit-Comment` header (percent-encoded UTF-8). Nothing is ever lost.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from geo_service.catalog import Layer
+from geo_service.editing.auth import require
+from geo_service.editing.keys import Caller
+from geo_service.errors import NotFound, Problem
+from geo_service.ogc.dependencies import get_engine, get_layer
+from geo_service.ogc.items import FEATURE_ID
+from geo_service.ogc.responses import matches_version
+
+router = APIRouter()
+editor = require("editor")  # the one place write routes get their guard
+
+READ_METHODS = ["GET", "HEAD", "OPTIONS"]
+MAX_COMMENT = 2000
+
+
+class PreconditionFailed(Problem):
+    """`If-Match` names a version that is no longer current."""
+
+    status = 412
+    title = "Precondition failed 版本已变化"
+
+
+class MethodNotAllowed(Problem):
+    """The collection cannot be changed this way."""
+
+    status = 405
+    title = "Method not allowed 不允许的方法"
+
+
+def item_methods(layer: Layer) -> list[str]:
+    """What `/items/{featureId}` allows."""
+    return [*READ_METHODS, "DELETE"] if layer.editable else READ_METHODS
+
+
+def _comment(request: Request) -> str | None:
+    raw = request.headers.get("x-edit-comment")
+    if raw is None:
+        return None
+    return unquote(raw)[:MAX_COMMENT] or None
+
+
+def _check_editable(layer: Layer, method: str) -> None:
+    if not layer.editable:
+        problem = MethodNotAllowed(
+            f"{layer.id} is reference data and cannot be edited through the API; it is rebuilt from its "
+            "sources (see docs/data-sources.md)."
+        )
+        problem.headers = {"Allow": ", ".join(item_methods(layer))}
+        raise problem
+
+
+@router.options("/collections/{collection_id}/items", include_in_schema=False)
+async def items_options(layer: Layer = Depends(get_layer)) -> Response:
+    """What the items path allows (no POST yet: QGIS offers editing only when POST is allowed)."""
+    return Response(status_code=204, headers={"Allow": ", ".join(READ_METHODS)})
+
+
+@router.options("/collections/{collection_id}/items/{feature_id}", include_in_schema=False)
+async def item_options(feature_id: str, layer: Layer = Depends(get_layer)) -> Response:
+    """What a feature's path allows."""
+    return Response(status_code=204, headers={"Allow": ", ".join(item_methods(layer))})
+
+
+@router.delete("/collections/{collection_id}/items/{feature_id}", include_in_schema=False)
+async def delete_feature(
+    feature_id: str,
+    request: Request,
+    layer: Layer = Depends(get_layer),
+    caller: Caller = Depends(editor),
+    engine: AsyncEngine = Depends(get_engine),
+) -> Response:
+    """Delete a feature; its last state goes to history, from where it can be restored."""
+    _check_editable(layer, "DELETE")
+    if not FEATURE_ID.match(feature_id):
+        raise NotFound(f"No feature {feature_id!r} in {layer.id}: feature ids are positive integers.")
+    fid = int(feature_id)
+    if_match = request.headers.get("if-match")
+    async with engine.begin() as conn:
+        row = (
+            await conn.execute(
+                text("SELECT version FROM features WHERE layer_id = :layer AND id = :id FOR UPDATE"),
+                {"layer": layer.id, "id": fid},
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"No feature {fid} in collection {layer.id} (already deleted?).")
+        if if_match is not None and not matches_version(if_match, fid, row.version):
+            raise PreconditionFailed(
+                f"Feature {fid} has changed since you read it: it is now at version {row.version}. "
+                "Reload it, check the changes, and try again.",
+                current_version=row.version,
+            )
+        await conn.execute(
+            text(
+                "INSERT INTO feature_history (feature_id, layer_id, version, properties, geom,"
+                " valid_from, operation, changed_by, comment)"
+                " SELECT id, layer_id, version, properties, geom, updated_at, 'delete', :who, :comment"
+                " FROM features WHERE id = :id"
+            ),
+            {"id": fid, "who": caller.name, "comment": _comment(request)},
+        )
+        await conn.execute(text("DELETE FROM features WHERE id = :id"), {"id": fid})
+    return Response(status_code=204)
