@@ -1,4 +1,5 @@
-"""Write routes of OGC API – Features Part 4 (so far: DELETE), and OPTIONS saying what each path allows.
+"""Write routes of OGC API – Features Part 4 (so far: POST and DELETE), and OPTIONS saying what each path
+allows.
 
 Every write needs a key with the editor role (`auth.require`), honours `If-Match` when it is sent (412 with
 the current version otherwise) and never requires it, and appends the previous state of the feature to
@@ -8,19 +9,24 @@ comment from the `X-Edit-Comment` header (percent-encoded UTF-8). Nothing is eve
 
 from __future__ import annotations
 
+import json
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from geo_service.catalog import Layer
 from geo_service.editing.auth import require
+from geo_service.editing.body import conflict, geometry_sql, read_feature
 from geo_service.editing.keys import Caller
 from geo_service.errors import NotFound, Problem
-from geo_service.ogc.dependencies import get_engine, get_layer
+from geo_service.ogc.dependencies import get_engine, get_layer, get_settings
 from geo_service.ogc.items import FEATURE_ID
-from geo_service.ogc.responses import matches_version
+from geo_service.ogc.links import url
+from geo_service.ogc.responses import feature_etag, matches_version
+from geo_service.settings import Settings
 
 router = APIRouter()
 editor = require("editor")  # the one place write routes get their guard
@@ -48,6 +54,11 @@ def item_methods(layer: Layer) -> list[str]:
     return [*READ_METHODS, "DELETE"] if layer.editable else READ_METHODS
 
 
+def items_methods(layer: Layer) -> list[str]:
+    """What `/items` allows: QGIS offers editing only when POST is allowed here."""
+    return [*READ_METHODS, "POST"] if layer.editable else READ_METHODS
+
+
 def _comment(request: Request) -> str | None:
     raw = request.headers.get("x-edit-comment")
     if raw is None:
@@ -55,20 +66,56 @@ def _comment(request: Request) -> str | None:
     return unquote(raw)[:MAX_COMMENT] or None
 
 
-def _check_editable(layer: Layer, method: str) -> None:
+def _check_editable(layer: Layer, allowed: list[str]) -> None:
+    """405 for a write to a layer that is not editable, with what the path does allow."""
     if not layer.editable:
         problem = MethodNotAllowed(
             f"{layer.id} is reference data and cannot be edited through the API; it is rebuilt from its "
             "sources (see docs/data-sources.md)."
         )
-        problem.headers = {"Allow": ", ".join(item_methods(layer))}
+        problem.headers = {"Allow": ", ".join(allowed)}
         raise problem
 
 
 @router.options("/collections/{collection_id}/items", include_in_schema=False)
 async def items_options(layer: Layer = Depends(get_layer)) -> Response:
-    """What the items path allows (no POST yet: QGIS offers editing only when POST is allowed)."""
-    return Response(status_code=204, headers={"Allow": ", ".join(READ_METHODS)})
+    """What the items path allows."""
+    return Response(status_code=204, headers={"Allow": ", ".join(items_methods(layer))})
+
+
+@router.post("/collections/{collection_id}/items", include_in_schema=False)
+async def create_feature(
+    request: Request,
+    layer: Layer = Depends(get_layer),
+    caller: Caller = Depends(editor),
+    engine: AsyncEngine = Depends(get_engine),
+    settings: Settings = Depends(get_settings),
+) -> Response:
+    """Create a feature from a GeoJSON Feature (its `id`, if any, is ignored): 201 with `Location`."""
+    _check_editable(layer, items_methods(layer))
+    feature = await read_feature(request, layer)
+    try:
+        async with engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "INSERT INTO features (layer_id, properties, geom, updated_by)"
+                        f" VALUES (:layer, CAST(:properties AS jsonb), {geometry_sql(layer)}, :who)"
+                        " RETURNING id, version"
+                    ),
+                    {
+                        "layer": layer.id,
+                        "properties": json.dumps(feature.properties, ensure_ascii=False),
+                        "geometry": feature.geometry_json,
+                        "who": caller.name,
+                    },
+                )
+            ).one()
+    except IntegrityError as exc:
+        raise conflict(exc, layer, feature.properties) from None
+    location = url(request, settings, f"/collections/{layer.id}/items/{row.id}")
+    headers = {"Location": location, "ETag": feature_etag(row.id, row.version, "created")}
+    return Response(status_code=201, headers=headers)
 
 
 @router.options("/collections/{collection_id}/items/{feature_id}", include_in_schema=False)
@@ -86,7 +133,7 @@ async def delete_feature(
     engine: AsyncEngine = Depends(get_engine),
 ) -> Response:
     """Delete a feature; its last state goes to history, from where it can be restored."""
-    _check_editable(layer, "DELETE")
+    _check_editable(layer, item_methods(layer))
     if not FEATURE_ID.match(feature_id):
         raise NotFound(f"No feature {feature_id!r} in {layer.id}: feature ids are positive integers.")
     fid = int(feature_id)

@@ -133,10 +133,11 @@ def test_reference_layers_cannot_be_deleted_from(
 
 
 def test_options_says_what_is_allowed(writable: Writable) -> None:
-    """OPTIONS answers with Allow: the items path has no POST yet (so QGIS offers no editing), a feature of
-    an editable layer allows DELETE, one of reference data does not."""
+    """OPTIONS answers with Allow: an editable layer's items path allows POST (QGIS then offers editing) and
+    its features DELETE; reference data allows neither."""
     items = writable.client.options(f"/collections/{LAYER}/items")
-    assert items.status_code == 204 and "POST" not in items.headers["allow"]
+    assert items.status_code == 204 and "POST" in items.headers["allow"]
+    assert "POST" not in writable.client.options("/collections/admin_boundaries/items").headers["allow"]
     feature = _some_feature(writable)
     one = writable.client.options(f"/collections/{LAYER}/items/{feature['id']}")
     assert set(one.headers["allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "DELETE"}

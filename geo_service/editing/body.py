@@ -1,0 +1,145 @@
+"""Reading a feature sent by a client, and every check it must pass before anything is written.
+
+Order: media type, size, JSON, a GeoJSON Feature, the geometry's CRS (`Content-Crs`, with or without angle
+brackets) turned into WGS 84, then the same checks as the loader (`validation.py`): geometry type, ranges,
+region (with a hint for swapped longitude/latitude), vertex count, validity, and the layer's property schema.
+Each failure is a 4xx problem naming where and why; the database is not touched until all pass.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import Transformer
+from shapely.geometry import mapping, shape
+from sqlalchemy.exc import IntegrityError
+
+from geo_service.catalog import Layer
+from geo_service.errors import Problem
+from geo_service.ogc.crs import CRS84_CRS, STORAGE_SRID, parse_crs
+from geo_service.validation import Violation, geometry_violations, property_violations
+
+MAX_BODY = 5 * 1024 * 1024  # bytes: a planning outline is kilobytes; anything near this is a mistake
+FEATURE_TYPES = ("application/geo+json", "application/json")
+
+
+class InvalidFeature(Problem):
+    """The body is not a feature this layer can hold."""
+
+    status = 400
+    title = "Invalid feature 要素无效"
+
+
+class PayloadTooLarge(Problem):
+    """The body is over the size limit."""
+
+    status = 413
+    title = "Payload too large 内容过大"
+
+
+class UnsupportedMediaType(Problem):
+    """The body is not GeoJSON."""
+
+    status = 415
+    title = "Unsupported media type 不支持的内容类型"
+
+
+class Conflict(Problem):
+    """The write contradicts what is stored (a duplicate code)."""
+
+    status = 409
+    title = "Conflict 冲突"
+
+
+@dataclass(frozen=True)
+class SentFeature:
+    """A checked feature: properties, and geometry as WGS 84 GeoJSON text (None for no location)."""
+
+    properties: dict[str, Any]
+    geometry_json: str | None
+
+
+def _reject(violations: list[Violation]) -> InvalidFeature:
+    listed = "; ".join(str(v) for v in violations)
+    return InvalidFeature(
+        f"The feature was not saved: {listed}.",
+        violations=[{"where": v.where, "reason": v.reason} for v in violations],
+    )
+
+
+def _to_wgs84(geometry: dict[str, Any], content_crs: str | None) -> dict[str, Any]:
+    """The geometry in CRS84 longitude/latitude, from the CRS the client named (its axis order)."""
+    crs = parse_crs(content_crs, "Content-Crs") if content_crs else CRS84_CRS
+    if crs == CRS84_CRS:
+        return geometry
+    try:
+        geom = shape(geometry)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, shapely.errors.GEOSException) as exc:
+        raise _reject([Violation("geometry", f"malformed coordinates: {exc}")]) from None
+    transformer = Transformer.from_crs(crs.srid, STORAGE_SRID, always_xy=True)
+
+    def convert(xy: np.ndarray) -> np.ndarray:
+        east, north = (xy[:, 1], xy[:, 0]) if crs.flip_axes else (xy[:, 0], xy[:, 1])
+        return np.column_stack(transformer.transform(east, north))
+
+    return dict(mapping(shapely.transform(geom, convert)))
+
+
+async def read_feature(request: Any, layer: Layer) -> SentFeature:
+    """The request's body as a checked feature of `layer`."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in FEATURE_TYPES:
+        raise UnsupportedMediaType(
+            f"Send the feature as GeoJSON with Content-Type application/geo+json; got {media or 'none'!r}."
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise PayloadTooLarge(f"The body is {int(declared):,} bytes; the limit is {MAX_BODY:,}.")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise PayloadTooLarge(f"The body is over the limit of {MAX_BODY:,} bytes.")
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidFeature(f"The body is not valid JSON: {exc}.") from None
+    if not isinstance(document, dict) or document.get("type") != "Feature":
+        kind = document.get("type") if isinstance(document, dict) else type(document).__name__
+        raise InvalidFeature(f'Send one GeoJSON Feature ("type": "Feature"); got {kind!r}.')
+    if "properties" not in document or "geometry" not in document:
+        raise InvalidFeature('A Feature needs "geometry" (an object, or null) and "properties".')
+    geometry = document["geometry"]
+    properties = document["properties"]
+    violations = property_violations(layer, properties)
+    if isinstance(geometry, dict) and "type" in geometry:
+        geometry = _to_wgs84(geometry, request.headers.get("content-crs"))
+    violations = geometry_violations(layer, geometry) + violations
+    if violations:
+        raise _reject(violations)
+    return SentFeature(properties, None if geometry is None else json.dumps(geometry))
+
+
+def geometry_sql(layer: Layer) -> str:
+    """SQL of the bound `:geometry` GeoJSON text as a stored geometry (single parts made multi)."""
+    geom = "ST_SetSRID(ST_GeomFromGeoJSON(:geometry), 4326)"
+    return f"ST_Multi({geom})" if layer.geometry_type.startswith("Multi") else geom
+
+
+def conflict(exc: IntegrityError, layer: Layer, properties: dict[str, Any]) -> Problem:
+    """The problem an integrity error of a write stands for."""
+    constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None) or ""
+    if constraint == "features_layer_code_key":
+        return Conflict(
+            f"A feature with code {properties.get('code')!r} already exists in {layer.id}; codes are unique "
+            "per layer. Choose another code, or edit the existing feature."
+        )
+    if "geom" in constraint:
+        return InvalidFeature(
+            "The geometry is not valid for PostGIS (ST_IsValid); repair it and send it again."
+        )
+    return InvalidFeature(f"The feature breaks a rule of the database ({constraint or 'integrity'}).")
