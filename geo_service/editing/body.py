@@ -25,6 +25,7 @@ from geo_service.validation import Violation, geometry_violations, property_viol
 
 MAX_BODY = 5 * 1024 * 1024  # bytes: a planning outline is kilobytes; anything near this is a mistake
 FEATURE_TYPES = ("application/geo+json", "application/json")
+PATCH_TYPES = ("application/merge-patch+json", "application/json", "application/geo+json")
 
 
 class InvalidFeature(Problem):
@@ -89,12 +90,12 @@ def _to_wgs84(geometry: dict[str, Any], content_crs: str | None) -> dict[str, An
     return dict(mapping(shapely.transform(geom, convert)))
 
 
-async def read_feature(request: Any, layer: Layer) -> SentFeature:
-    """The request's body as a checked feature of `layer`."""
+async def read_json(request: Any, media_types: tuple[str, ...]) -> Any:
+    """The request's body as JSON, after the media type and size checks."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in FEATURE_TYPES:
+    if media not in media_types:
         raise UnsupportedMediaType(
-            f"Send the feature as GeoJSON with Content-Type application/geo+json; got {media or 'none'!r}."
+            f"Send the body with Content-Type {' or '.join(media_types)}; got {media or 'none'!r}."
         )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
@@ -105,23 +106,82 @@ async def read_feature(request: Any, layer: Layer) -> SentFeature:
         if len(body) > MAX_BODY:
             raise PayloadTooLarge(f"The body is over the limit of {MAX_BODY:,} bytes.")
     try:
-        document = json.loads(body)
+        return json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise InvalidFeature(f"The body is not valid JSON: {exc}.") from None
+
+
+def _checked(layer: Layer, properties: Any, geometry: Any, content_crs: str | None) -> SentFeature:
+    violations = property_violations(layer, properties)
+    if isinstance(geometry, dict) and "type" in geometry:
+        geometry = _to_wgs84(geometry, content_crs)
+    violations = geometry_violations(layer, geometry) + violations
+    if violations:
+        raise _reject(violations)
+    return SentFeature(properties, None if geometry is None else json.dumps(geometry))
+
+
+def checked_feature(
+    document: Any, layer: Layer, content_crs: str | None, url_id: int | None = None
+) -> SentFeature:
+    """A whole GeoJSON Feature (POST, PUT), checked; with `url_id`, an `id` in the body must agree."""
     if not isinstance(document, dict) or document.get("type") != "Feature":
         kind = document.get("type") if isinstance(document, dict) else type(document).__name__
         raise InvalidFeature(f'Send one GeoJSON Feature ("type": "Feature"); got {kind!r}.')
     if "properties" not in document or "geometry" not in document:
         raise InvalidFeature('A Feature needs "geometry" (an object, or null) and "properties".')
-    geometry = document["geometry"]
-    properties = document["properties"]
-    violations = property_violations(layer, properties)
-    if isinstance(geometry, dict) and "type" in geometry:
-        geometry = _to_wgs84(geometry, request.headers.get("content-crs"))
-    violations = geometry_violations(layer, geometry) + violations
-    if violations:
-        raise _reject(violations)
-    return SentFeature(properties, None if geometry is None else json.dumps(geometry))
+    if url_id is not None and "id" in document and str(document["id"]) != str(url_id):
+        raise InvalidFeature(
+            f"The body's id {document['id']!r} contradicts the URL's feature {url_id}; leave the id out or "
+            "send to the right URL."
+        )
+    return _checked(layer, document["properties"], document["geometry"], content_crs)
+
+
+async def read_feature(request: Any, layer: Layer, url_id: int | None = None) -> SentFeature:
+    """The request's body as a checked feature of `layer`."""
+    document = await read_json(request, FEATURE_TYPES)
+    return checked_feature(document, layer, request.headers.get("content-crs"), url_id)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON Merge Patch: members of `patch` replace those of `target`; null removes one."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+KEEP = object()  # a patch without "geometry" keeps the stored one
+
+
+def checked_patch(
+    document: Any, layer: Layer, current: dict[str, Any], content_crs: str | None, url_id: int
+) -> tuple[dict[str, Any], Any]:
+    """A merge patch of a feature (PATCH), applied to its current properties and checked as a whole:
+    the new properties, and the new geometry's GeoJSON text (None to clear it, KEEP to leave it)."""
+    if not isinstance(document, dict):
+        raise InvalidFeature('A merge patch is a JSON object, e.g. {"properties": {"status": "completed"}}.')
+    unknown = sorted(set(document) - {"type", "id", "geometry", "properties"})
+    if unknown:
+        raise InvalidFeature(
+            f"A feature has no member(s) {', '.join(unknown)}; patch geometry or properties."
+        )
+    if "id" in document and str(document["id"]) != str(url_id):
+        raise InvalidFeature(f"The body's id {document['id']!r} contradicts the URL's feature {url_id}.")
+    properties = merge_patch(current, document.get("properties", {}))
+    if "geometry" not in document:
+        violations = property_violations(layer, properties)
+        if violations:
+            raise _reject(violations)
+        return properties, KEEP
+    sent = _checked(layer, properties, document["geometry"], content_crs)
+    return sent.properties, sent.geometry_json
 
 
 def geometry_sql(layer: Layer) -> str:

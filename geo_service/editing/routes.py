@@ -1,4 +1,4 @@
-"""Write routes of OGC API – Features Part 4 (so far: POST and DELETE), and OPTIONS saying what each path
+"""Write routes of OGC API – Features Part 4 (POST, PUT, PATCH, DELETE), and OPTIONS saying what each path
 allows.
 
 Every write needs a key with the editor role (`auth.require`), honours `If-Match` when it is sent (412 with
@@ -10,16 +10,26 @@ comment from the `X-Edit-Comment` header (percent-encoded UTF-8). Nothing is eve
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from geo_service.catalog import Layer
 from geo_service.editing.auth import require
-from geo_service.editing.body import conflict, geometry_sql, read_feature
+from geo_service.editing.body import (
+    KEEP,
+    PATCH_TYPES,
+    checked_patch,
+    conflict,
+    geometry_sql,
+    read_feature,
+    read_json,
+)
 from geo_service.editing.keys import Caller
 from geo_service.errors import NotFound, Problem
 from geo_service.ogc.dependencies import get_engine, get_layer, get_settings
@@ -51,7 +61,7 @@ class MethodNotAllowed(Problem):
 
 def item_methods(layer: Layer) -> list[str]:
     """What `/items/{featureId}` allows."""
-    return [*READ_METHODS, "DELETE"] if layer.editable else READ_METHODS
+    return [*READ_METHODS, "PUT", "PATCH", "DELETE"] if layer.editable else READ_METHODS
 
 
 def items_methods(layer: Layer) -> list[str]:
@@ -124,6 +134,120 @@ async def item_options(feature_id: str, layer: Layer = Depends(get_layer)) -> Re
     return Response(status_code=204, headers={"Allow": ", ".join(item_methods(layer))})
 
 
+async def _locked(conn: AsyncConnection, layer: Layer, fid: int, if_match: str | None) -> Any:
+    """The feature's row, locked for the rest of the transaction, after the If-Match check."""
+    row = (
+        await conn.execute(
+            text("SELECT version, properties FROM features WHERE layer_id = :layer AND id = :id FOR UPDATE"),
+            {"layer": layer.id, "id": fid},
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"No feature {fid} in collection {layer.id} (deleted?).")
+    if if_match is not None and not matches_version(if_match, fid, row.version):
+        raise PreconditionFailed(
+            f"Feature {fid} has changed since you read it: it is now at version {row.version}. "
+            "Reload it, check the changes, and try again.",
+            current_version=row.version,
+        )
+    return row
+
+
+async def _record(conn: AsyncConnection, fid: int, operation: str, caller: Caller, request: Request) -> None:
+    """The feature's current state into history, before it is changed or deleted."""
+    await conn.execute(
+        text(
+            "INSERT INTO feature_history (feature_id, layer_id, version, properties, geom,"
+            " valid_from, operation, changed_by, comment)"
+            " SELECT id, layer_id, version, properties, geom, updated_at, :op, :who, :comment"
+            " FROM features WHERE id = :id"
+        ),
+        {"id": fid, "op": operation, "who": caller.name, "comment": _comment(request)},
+    )
+
+
+def _feature_id(layer: Layer, feature_id: str) -> int:
+    if not FEATURE_ID.match(feature_id):
+        raise NotFound(f"No feature {feature_id!r} in {layer.id}: feature ids are positive integers.")
+    return int(feature_id)
+
+
+async def _update(
+    request: Request,
+    layer: Layer,
+    caller: Caller,
+    engine: AsyncEngine,
+    fid: int,
+    changes: Callable[[dict[str, Any]], Awaitable[tuple[dict[str, Any], Any]]],
+) -> Response:
+    """Lock, check If-Match, work out the new state from the current one, record history, write."""
+    try:
+        async with engine.begin() as conn:
+            row = await _locked(conn, layer, fid, request.headers.get("if-match"))
+            properties, geometry = await changes(row.properties)
+            await _record(conn, fid, "update", caller, request)
+            geometry_set = "" if geometry is KEEP else f", geom = {geometry_sql(layer)}"
+            params: dict[str, Any] = {
+                "id": fid,
+                "properties": json.dumps(properties, ensure_ascii=False),
+                "who": caller.name,
+            }
+            if geometry is not KEEP:
+                params["geometry"] = geometry
+            new = (
+                await conn.execute(
+                    text(
+                        "UPDATE features SET properties = CAST(:properties AS jsonb),"
+                        f" version = version + 1, updated_at = now(), updated_by = :who{geometry_set}"
+                        " WHERE id = :id RETURNING version"
+                    ),
+                    params,
+                )
+            ).one()
+    except IntegrityError as exc:
+        raise conflict(exc, layer, properties) from None
+    return Response(status_code=204, headers={"ETag": feature_etag(fid, new.version, "updated")})
+
+
+@router.put("/collections/{collection_id}/items/{feature_id}", include_in_schema=False)
+async def replace_feature(
+    feature_id: str,
+    request: Request,
+    layer: Layer = Depends(get_layer),
+    caller: Caller = Depends(editor),
+    engine: AsyncEngine = Depends(get_engine),
+) -> Response:
+    """Replace a feature with the Feature sent (properties and geometry); the old one goes to history."""
+    _check_editable(layer, item_methods(layer))
+    fid = _feature_id(layer, feature_id)
+    sent = await read_feature(request, layer, url_id=fid)
+
+    async def changes(current: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        return sent.properties, sent.geometry_json
+
+    return await _update(request, layer, caller, engine, fid, changes)
+
+
+@router.patch("/collections/{collection_id}/items/{feature_id}", include_in_schema=False)
+async def patch_feature(
+    feature_id: str,
+    request: Request,
+    layer: Layer = Depends(get_layer),
+    caller: Caller = Depends(editor),
+    engine: AsyncEngine = Depends(get_engine),
+) -> Response:
+    """Change part of a feature with a JSON Merge Patch (only geometry, or only the changed properties)."""
+    _check_editable(layer, item_methods(layer))
+    fid = _feature_id(layer, feature_id)
+    document = await read_json(request, PATCH_TYPES)
+    content_crs = request.headers.get("content-crs")
+
+    async def changes(current: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        return checked_patch(document, layer, current, content_crs, fid)
+
+    return await _update(request, layer, caller, engine, fid, changes)
+
+
 @router.delete("/collections/{collection_id}/items/{feature_id}", include_in_schema=False)
 async def delete_feature(
     feature_id: str,
@@ -134,33 +258,9 @@ async def delete_feature(
 ) -> Response:
     """Delete a feature; its last state goes to history, from where it can be restored."""
     _check_editable(layer, item_methods(layer))
-    if not FEATURE_ID.match(feature_id):
-        raise NotFound(f"No feature {feature_id!r} in {layer.id}: feature ids are positive integers.")
-    fid = int(feature_id)
-    if_match = request.headers.get("if-match")
+    fid = _feature_id(layer, feature_id)
     async with engine.begin() as conn:
-        row = (
-            await conn.execute(
-                text("SELECT version FROM features WHERE layer_id = :layer AND id = :id FOR UPDATE"),
-                {"layer": layer.id, "id": fid},
-            )
-        ).first()
-        if row is None:
-            raise NotFound(f"No feature {fid} in collection {layer.id} (already deleted?).")
-        if if_match is not None and not matches_version(if_match, fid, row.version):
-            raise PreconditionFailed(
-                f"Feature {fid} has changed since you read it: it is now at version {row.version}. "
-                "Reload it, check the changes, and try again.",
-                current_version=row.version,
-            )
-        await conn.execute(
-            text(
-                "INSERT INTO feature_history (feature_id, layer_id, version, properties, geom,"
-                " valid_from, operation, changed_by, comment)"
-                " SELECT id, layer_id, version, properties, geom, updated_at, 'delete', :who, :comment"
-                " FROM features WHERE id = :id"
-            ),
-            {"id": fid, "who": caller.name, "comment": _comment(request)},
-        )
+        await _locked(conn, layer, fid, request.headers.get("if-match"))
+        await _record(conn, fid, "delete", caller, request)
         await conn.execute(text("DELETE FROM features WHERE id = :id"), {"id": fid})
     return Response(status_code=204)

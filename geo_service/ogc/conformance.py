@@ -30,9 +30,11 @@ CQL2 = [
 
 SCHEMAS = [_FEATURES.format(part=5, name=n) for n in ("schemas", "queryables", "sortables")]
 
+EDITING = [_FEATURES.format(part=4, name=n) for n in ("create-replace-delete", "update", "features")]
+
 TILES = [
     f"http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/{n}"
     for n in ("core", "tileset", "tilesets-list", "geodata-tilesets", "dataset-tilesets", "mvt")
 ]
 
-CONFORMS_TO = [CORE, GEOJSON, HTML, OAS30, CRS_BY_REFERENCE, *FILTERING, *CQL2, *SCHEMAS, *TILES]
+CONFORMS_TO = [CORE, GEOJSON, HTML, OAS30, CRS_BY_REFERENCE, *FILTERING, *CQL2, *SCHEMAS, *EDITING, *TILES]

@@ -134,13 +134,13 @@ def test_reference_layers_cannot_be_deleted_from(
 
 def test_options_says_what_is_allowed(writable: Writable) -> None:
     """OPTIONS answers with Allow: an editable layer's items path allows POST (QGIS then offers editing) and
-    its features DELETE; reference data allows neither."""
+    its features PUT, PATCH and DELETE; reference data allows none of them."""
     items = writable.client.options(f"/collections/{LAYER}/items")
     assert items.status_code == 204 and "POST" in items.headers["allow"]
     assert "POST" not in writable.client.options("/collections/admin_boundaries/items").headers["allow"]
     feature = _some_feature(writable)
     one = writable.client.options(f"/collections/{LAYER}/items/{feature['id']}")
-    assert set(one.headers["allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "DELETE"}
+    assert set(one.headers["allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"}
     boundary = writable.client.options("/collections/admin_boundaries/items/1")
     assert "DELETE" not in boundary.headers["allow"]
 

@@ -61,8 +61,8 @@ def test_declares_schemas(conforms_to: list[str]) -> None:
 
 
 def test_declares_exactly_what_is_implemented(conforms_to: list[str]) -> None:
-    """Nothing beyond what the tests back (Tiles: tests/ogc/test_tiles.py): no Part 4 (editing), no temporal
-    or accent-insensitive CQL2."""
+    """Nothing beyond what the tests back (Tiles: tests/ogc/test_tiles.py; Part 4: tests/editing): no
+    temporal or accent-insensitive CQL2."""
     assert len(conforms_to) == len(set(conforms_to))
     expected = {CORE, GEOJSON, HTML, OAS30, PART2_CRS} | QGIS_FILTER_CLASSES
     expected |= {PART3 + "queryables", PART5 + "schemas", PART5 + "queryables", PART5 + "sortables"}
@@ -84,8 +84,10 @@ def test_declares_exactly_what_is_implemented(conforms_to: list[str]) -> None:
     expected |= {
         tiles + n for n in ("core", "tileset", "tilesets-list", "geodata-tilesets", "dataset-tilesets", "mvt")
     }
+    part4 = "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/"
+    expected |= {part4 + n for n in ("create-replace-delete", "update", "features")}
     assert set(conforms_to) == expected
-    assert not [u for u in conforms_to if "features-4" in u or "temporal" in u or "accent" in u]
+    assert not [u for u in conforms_to if "temporal" in u or "accent" in u]
 
 
 def test_conformance_links(client: TestClient) -> None:
