@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from geo_service.catalog import Catalog, load_catalog
 from geo_service.compression import install_compression
 from geo_service.db.engine import async_engine, database_url
+from geo_service.editing import history as editing_history
 from geo_service.editing import routes as editing_routes
 from geo_service.errors import PROBLEM_JSON, Problem
 from geo_service.mapview import routes as map_routes
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         schemas.router,
         tiles.router,
         editing_routes.router,
+        editing_history.router,
         map_routes.router,
     ):
         app.include_router(router)

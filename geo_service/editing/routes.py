@@ -153,8 +153,10 @@ async def _locked(conn: AsyncConnection, layer: Layer, fid: int, if_match: str |
     return row
 
 
-async def _record(conn: AsyncConnection, fid: int, operation: str, caller: Caller, request: Request) -> None:
-    """The feature's current state into history, before it is changed or deleted."""
+async def record_state(
+    conn: AsyncConnection, fid: int, operation: str, who: str, comment: str | None
+) -> None:
+    """The feature's current state into history, before it is changed or deleted (same transaction)."""
     await conn.execute(
         text(
             "INSERT INTO feature_history (feature_id, layer_id, version, properties, geom,"
@@ -162,7 +164,7 @@ async def _record(conn: AsyncConnection, fid: int, operation: str, caller: Calle
             " SELECT id, layer_id, version, properties, geom, updated_at, :op, :who, :comment"
             " FROM features WHERE id = :id"
         ),
-        {"id": fid, "op": operation, "who": caller.name, "comment": _comment(request)},
+        {"id": fid, "op": operation, "who": who, "comment": comment},
     )
 
 
@@ -185,7 +187,7 @@ async def _update(
         async with engine.begin() as conn:
             row = await _locked(conn, layer, fid, request.headers.get("if-match"))
             properties, geometry = await changes(row.properties)
-            await _record(conn, fid, "update", caller, request)
+            await record_state(conn, fid, "update", caller.name, _comment(request))
             geometry_set = "" if geometry is KEEP else f", geom = {geometry_sql(layer)}"
             params: dict[str, Any] = {
                 "id": fid,
@@ -261,6 +263,6 @@ async def delete_feature(
     fid = _feature_id(layer, feature_id)
     async with engine.begin() as conn:
         await _locked(conn, layer, fid, request.headers.get("if-match"))
-        await _record(conn, fid, "delete", caller, request)
+        await record_state(conn, fid, "delete", caller.name, _comment(request))
         await conn.execute(text("DELETE FROM features WHERE id = :id"), {"id": fid})
     return Response(status_code=204)

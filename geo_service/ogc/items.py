@@ -27,7 +27,14 @@ from geo_service.ogc.links import base_url, link, url
 from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, negotiate
 from geo_service.ogc.openapi import FEATURE_PARAMETERS, ITEMS_PARAMETERS
 from geo_service.ogc.parameters import parse_bbox, parse_datetime, parse_limit, reject_unknown
-from geo_service.ogc.query import CHUNK, ItemsFilter, download_statement, feature_statement, page_statement
+from geo_service.ogc.query import (
+    CHUNK,
+    ItemsFilter,
+    download_statement,
+    feature_statement,
+    feature_version_statement,
+    page_statement,
+)
 from geo_service.ogc.responses import cache_headers, etag_for, feature_etag, not_modified
 from geo_service.settings import Settings
 
@@ -308,6 +315,22 @@ async def items(
     return StreamingResponse(body(), media_type=GEOJSON, headers=headers)
 
 
+async def _feature_version(engine: AsyncEngine, layer: Layer, feature_id: int, requested: str) -> Response:
+    """An earlier (or the current) version of a feature, from history: GeoJSON in CRS84."""
+    if not requested.isdigit() or int(requested) < 1:
+        raise InvalidParameter(f"version is a whole number from 1; got {requested!r}.", parameter="version")
+    version = int(requested)
+    async with engine.connect() as conn:
+        row = (await conn.execute(feature_version_statement(layer.id, feature_id, version))).first()
+    if row is None:
+        raise NotFound(
+            f"Feature {feature_id} of {layer.id} has no version {version}; its versions are listed at "
+            f"/collections/{layer.id}/items/{feature_id}/history."
+        )
+    headers = {"ETag": feature_etag(feature_id, version, "version"), "Cache-Control": "no-cache"}
+    return Response(content=row.feature, media_type=GEOJSON, headers=headers)
+
+
 @router.get("/collections/{collection_id}/items/{feature_id}", include_in_schema=False)
 async def feature(
     feature_id: str,
@@ -324,6 +347,9 @@ async def feature(
     fmt = negotiate(request, [GEOJSON, HTML])
     if not FEATURE_ID.match(feature_id):
         raise NotFound(f"No feature {feature_id!r} in {layer.id}: feature ids are positive integers.")
+    requested = request.query_params.get("version")
+    if requested is not None:
+        return await _feature_version(engine, layer, int(feature_id), requested)
     async with engine.connect() as conn:
         row = (await conn.execute(feature_statement(layer.id, int(feature_id), crs, drop))).first()
     if row is None:

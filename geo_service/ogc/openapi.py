@@ -28,7 +28,7 @@ ITEMS_PARAMETERS = [
     "properties",
     "cursor",
 ]
-FEATURE_PARAMETERS = ["f", "crs", "properties"]
+FEATURE_PARAMETERS = ["f", "crs", "properties", "version"]
 
 
 def _ref(kind: str, name: str) -> dict[str, str]:

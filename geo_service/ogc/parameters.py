@@ -135,6 +135,16 @@ def declarations(default_limit: int, max_limit: int) -> dict[str, dict[str, Any]
             "description": "Only these properties in each feature, comma-separated (empty: none).",
             "schema": {"type": "array", "items": {"type": "string"}},
         },
+        "version": {
+            "name": "version",
+            "in": "query",
+            "required": False,
+            "style": "form",
+            "explode": False,
+            "description": "An earlier version of the feature (see …/items/{featureId}/history); also works "
+            "for a deleted feature. GeoJSON, CRS84.",
+            "schema": {"type": "integer", "minimum": 1},
+        },
         "collectionId": {
             "name": "collectionId",
             "in": "path",

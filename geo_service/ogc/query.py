@@ -205,6 +205,26 @@ def feature_statement(
     return statement.bindparams(drop=drop) if drop is not None else statement
 
 
+# Every version of one feature (bound :layer and :id): the states history kept, and the current row.
+FEATURE_STATES = """
+    SELECT version, properties, geom, operation, changed_by, comment, valid_to AS changed_at
+      FROM feature_history WHERE layer_id = :layer AND feature_id = :id
+    UNION ALL
+    SELECT version, properties, geom, 'current', updated_by, NULL, updated_at
+      FROM features WHERE layer_id = :layer AND id = :id
+"""
+
+
+def feature_version_statement(layer_id: str, feature_id: int, version: int) -> TextClause:
+    """One version of a feature (current or from history) as GeoJSON text, with whether it is current."""
+    return text(
+        "SELECT json_build_object('type', 'Feature', 'id', :id,"
+        " 'geometry', ST_AsGeoJSON(s.geom, 7, 0)::json, 'properties', s.properties)::text AS feature,"
+        " s.operation = 'current' AS current"
+        f" FROM ({FEATURE_STATES}) s WHERE s.version = :version"
+    ).bindparams(layer=layer_id, id=feature_id, version=version)
+
+
 def layer_states_statement() -> TextClause:
     """Version, count, change time and extent of every layer (stale extents are computed on the fly)."""
     return text(
