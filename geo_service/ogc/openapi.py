@@ -140,6 +140,80 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+def _write(
+    op_id: str, summary: str, params: list[str], body: str | None, ok: dict[str, Any]
+) -> dict[str, Any]:
+    """A write operation: editor key, problem responses for each refusal."""
+    problem = _ref("responses", "InvalidParameter")
+    operation = _operation(op_id, summary, "Editing", params, ok)
+    operation["security"] = [{"apiKey": []}]
+    operation["responses"] |= {
+        "400": problem,
+        "401": problem,
+        "403": problem,
+        "404": _ref("responses", "NotFound"),
+        "405": problem,
+        "409": problem,
+        "412": problem,
+        "413": problem,
+        "415": problem,
+    }
+    operation["parameters"].append(
+        {
+            "name": "If-Match",
+            "in": "header",
+            "required": False,
+            "description": "The feature's ETag: a stale one is refused with 412. Never required.",
+            "schema": {"type": "string"},
+        }
+    )
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {body: {"schema": _ref("schemas", "FeatureGeoJSON")}},
+        }
+    return operation
+
+
+def _add_writes(paths: dict[str, Any]) -> None:
+    """Part 4 writes, history and revert (tests/editing)."""
+    done = {"204": {"description": "Done; the new version's ETag is in the header."}}
+    created = {"201": {"description": "Created; Location names the new feature."}}
+    item = ["collectionId", "featureId"]
+    paths["/collections/{collectionId}/items"]["post"] = _write(
+        "createFeature", "Create a feature 新建要素", ["collectionId"], GEOJSON, created
+    )
+    feature_path = paths["/collections/{collectionId}/items/{featureId}"]
+    feature_path["put"] = _write("replaceFeature", "Replace a feature 替换要素", item, GEOJSON, done)
+    feature_path["patch"] = _write(
+        "updateFeature", "Change part of a feature 修改要素", item, "application/merge-patch+json", done
+    )
+    feature_path["delete"] = _write("deleteFeature", "Delete a feature 删除要素", item, None, done)
+    paths["/collections/{collectionId}/items/{featureId}/history"] = {
+        "get": _operation(
+            "getFeatureHistory",
+            "Versions of a feature 要素历史",
+            "Editing",
+            item,
+            _ok("Versions.", {JSON: ""}),
+        )
+    }
+    revert = _write("revertFeature", "Restore a version 恢复版本", item, None, done)
+    revert["parameters"].append(
+        {"name": "to", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 1}}
+    )
+    paths["/collections/{collectionId}/items/{featureId}/revert"] = {"post": revert}
+    paths["/collections/{collectionId}/deleted"] = {
+        "get": _operation(
+            "getDeletedFeatures",
+            "Deleted features 已删除要素",
+            "Editing",
+            ["collectionId"],
+            _ok("List.", {JSON: ""}),
+        )
+    }
+
+
 def openapi_document(
     catalog: Catalog, settings: Settings, base: str, title: str, description: str
 ) -> dict[str, Any]:
@@ -225,6 +299,7 @@ def openapi_document(
             )
         },
     }
+    _add_writes(paths)
     for kind, summary in (
         ("queryables", "Properties a filter can use 可查询属性"),
         ("sortables", "Properties sortby can use 可排序属性"),
@@ -329,11 +404,18 @@ def openapi_document(
             "license": {"name": "MIT"},
         },
         "servers": [{"url": base}],
-        "tags": [{"name": "Capabilities"}, {"name": "Data"}],
+        "tags": [{"name": "Capabilities"}, {"name": "Data"}, {"name": "Editing"}],
         "paths": paths,
         "components": {
             "parameters": parameters,
             "schemas": _schemas(),
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key from `jxplan keys add` (role editor or admin).",
+                }
+            },
             "responses": {
                 "InvalidParameter": {"description": "A query parameter is malformed or unknown.", **problem},
                 "NotFound": {"description": "No such collection or feature.", **problem},

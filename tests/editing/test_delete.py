@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from openapi_spec_validator import validate
 from sqlalchemy import text
 
 from geo_service.editing.keys import add_key, list_keys, revoke_key
@@ -155,3 +156,19 @@ def test_keys_are_stored_hashed_and_listed(writable: Writable, tokens: dict[str,
     listed = {k.name: k for k in list_keys(writable.engine)}
     assert listed["test revoked"].revoked_at is not None
     assert listed["test reader"].prefix == tokens["reader"][:8]
+
+
+def test_openapi_declares_the_writes(writable: Writable) -> None:
+    """The API document lists POST on items, PUT/PATCH/DELETE on a feature, history and revert, each write
+    behind the bearer key, with If-Match optional; and it is still valid OpenAPI 3.0."""
+    doc = writable.client.get("/api").json()
+    validate(doc)
+    item = doc["paths"]["/collections/{collectionId}/items/{featureId}"]
+    assert {"get", "put", "patch", "delete"} <= set(item)
+    assert "post" in doc["paths"]["/collections/{collectionId}/items"]
+    assert "post" in doc["paths"]["/collections/{collectionId}/items/{featureId}/revert"]
+    for operation in (item["put"], item["patch"], item["delete"]):
+        assert operation["security"] == [{"apiKey": []}]
+        [if_match] = [p for p in operation["parameters"] if p.get("name") == "If-Match"]
+        assert if_match["required"] is False
+    assert doc["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"

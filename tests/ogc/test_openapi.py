@@ -153,14 +153,16 @@ def test_collection_ids_match_the_collections(client: TestClient, api_doc: dict[
 
 
 def test_every_declared_path_answers(client: TestClient, api_doc: dict[str, Any], seeds: Any) -> None:
-    """Each path of the document, filled with a real collection, feature and tile (the tile of 嘉兴南站 at
-    zoom 12), answers 200."""
+    """Each readable path of the document, filled with a real collection, feature and tile (the tile of
+    嘉兴南站 at zoom 12), answers 200."""
     page = client.get("/collections/rail_stations/items", params={"limit": 1}).json()
     feature_id = page["features"][0]["id"]
     lon, lat = seeds["rail_stations"]["c01_jiaxing_south_stn"]["geometry"]["coordinates"]
     tile = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, 12)
     assert api_doc["paths"]
-    for path in api_doc["paths"]:
+    for path, operations in api_doc["paths"].items():
+        if "get" not in operations:
+            continue
         real = path.replace("{collectionId}", "rail_stations").replace("{featureId}", str(feature_id))
         real = (
             real.replace("{tileMatrix}", "12")
