@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,6 +16,7 @@ from geo_service.catalog import CatalogError, load_catalog, read_bench_layer
 from geo_service.db import migrate
 from geo_service.db.embedded import ClusterError, EmbeddedCluster
 from geo_service.db.engine import database_url, ensure_database, sync_engine
+from geo_service.editing.imports import ImportProblem, import_rows, read_rows
 from geo_service.editing.keys import ROLES, KeyProblem, add_key, list_keys, revoke_key
 from geo_service.loader import SeedError, load
 from geo_service.settings import Settings, get_settings
@@ -204,7 +206,7 @@ app.add_typer(keys_app, name="keys")
 
 
 @contextlib.contextmanager
-def _keys_engine() -> Iterator[Engine]:
+def _write_engine() -> Iterator[Engine]:
     settings = get_settings()
     with database(settings, keep_running=True) as url:
         migrate.upgrade(url)
@@ -223,7 +225,7 @@ def keys_add(
     """Create a key and print its token once: only its hash is stored, it cannot be shown again."""
     if role not in ROLES:
         raise _fail(f"role must be one of {', '.join(ROLES)}")
-    with _keys_engine() as engine:
+    with _write_engine() as engine:
         try:
             token = add_key(engine, name, role)
         except KeyProblem as exc:
@@ -235,7 +237,7 @@ def keys_add(
 @keys_app.command("list")
 def keys_list() -> None:
     """Every key: name, role, first characters, when created, last used, revoked."""
-    with _keys_engine() as engine:
+    with _write_engine() as engine:
         keys = list_keys(engine)
     if not keys:
         typer.echo("No keys. Create one with: jxplan keys add --name NAME --role editor")
@@ -250,9 +252,52 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
     """Revoke a key: it stops working at once and stays listed."""
-    with _keys_engine() as engine:
+    with _write_engine() as engine:
         try:
             revoke_key(engine, name)
         except KeyProblem as exc:
             raise _fail(str(exc)) from exc
     typer.echo(f"Key {name!r} revoked.")
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="GeoJSON, GeoPackage or zipped Shapefile.")
+    ],
+    layer: Annotated[str, typer.Option(help="The collection to import into, e.g. rail_stations.")],
+    datum: Annotated[
+        str | None,
+        typer.Option(
+            help="Source datum: wgs84, cgcs2000, gcj02, bd09 or EPSG:nnnn (default: the file's CRS)."
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report; change nothing.")] = False,
+    by: Annotated[str, typer.Option(help="Who the history records as making the change.")] = "import",
+) -> None:
+    """Create or update features of LAYER from FILE, matched by `code`: all rows or none, history kept."""
+    settings = get_settings()
+    catalog = load_catalog(settings.layers_dir, settings.maps_dir, bench_layers=settings.bench_layers)
+    target = catalog.layers.get(layer)
+    if target is None:
+        raise _fail(f"no layer {layer!r}; layers: {', '.join(catalog.layers)}")
+    if not target.editable:
+        raise _fail(f"{layer} is reference data and is not imported into")
+    try:
+        rows = read_rows(file, target, datum)
+    except ImportProblem as exc:
+        raise _fail(str(exc)) from exc
+    with _write_engine() as engine:
+        report = import_rows(engine, target, rows, who=by, comment=f"import of {file.name}", dry_run=dry_run)
+    for row in report.rows:
+        reasons = f": {'; '.join(row.reasons)}" if row.reasons else ""
+        typer.echo(f"row {row.row}\t{row.code or '-'}\t{row.outcome}{reasons}")
+    for warning in report.warnings:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW)
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(report.counts().items()))
+    if report.applied:
+        typer.echo(f"Imported into {layer}: {counts}.")
+    elif dry_run:
+        typer.echo(f"Dry run, nothing changed: {counts}.")
+    else:
+        raise _fail(f"Nothing imported: fix the invalid rows and run again ({counts}).")

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from geo_service.catalog import Catalog, Layer
+from geo_service.editing.statements import RECORD_STATE
 from geo_service.validation import geometry_violations, property_violations
 
 LOADER = "loader"
@@ -155,13 +156,13 @@ def _load_layer(conn: Connection, layer: Layer, seed: list[SeedFeature]) -> Laye
             report.kept_edits.append(feature.code)
         else:
             conn.execute(
-                text(
-                    "INSERT INTO feature_history (feature_id, layer_id, version, properties, geom,"
-                    " valid_from, operation, changed_by, comment)"
-                    " SELECT id, layer_id, version, properties, geom, updated_at, 'update', :who, :why"
-                    " FROM features WHERE id = :id"
-                ),
-                {"id": row.id, "who": LOADER, "why": f"seed file layers/{layer.file} changed"},
+                text(RECORD_STATE),
+                {
+                    "id": row.id,
+                    "op": "update",
+                    "who": LOADER,
+                    "comment": f"seed file layers/{layer.file} changed",
+                },
             )
             conn.execute(
                 text(

@@ -31,6 +31,7 @@ from geo_service.editing.body import (
     read_json,
 )
 from geo_service.editing.keys import Caller
+from geo_service.editing.statements import RECORD_STATE
 from geo_service.errors import NotFound, Problem
 from geo_service.ogc.dependencies import get_engine, get_layer, get_settings
 from geo_service.ogc.items import FEATURE_ID
@@ -157,15 +158,7 @@ async def record_state(
     conn: AsyncConnection, fid: int, operation: str, who: str, comment: str | None
 ) -> None:
     """The feature's current state into history, before it is changed or deleted (same transaction)."""
-    await conn.execute(
-        text(
-            "INSERT INTO feature_history (feature_id, layer_id, version, properties, geom,"
-            " valid_from, operation, changed_by, comment)"
-            " SELECT id, layer_id, version, properties, geom, updated_at, :op, :who, :comment"
-            " FROM features WHERE id = :id"
-        ),
-        {"id": fid, "op": operation, "who": who, "comment": comment},
-    )
+    await conn.execute(text(RECORD_STATE), {"id": fid, "op": operation, "who": who, "comment": comment})
 
 
 def _feature_id(layer: Layer, feature_id: str) -> int:

@@ -1,0 +1,267 @@
+"""Importing features from files: GeoJSON, GeoPackage, zipped Shapefile (read by GDAL through pyogrio).
+
+Rows are matched to the layer by `code`: new codes are created, known ones updated (their previous state goes
+to history), identical ones left alone. Every row is checked like a single write; one bad row and nothing is
+imported, and the report says which row and why. Coordinates are converted from the declared source
+datum: `wgs84`/`cgcs2000` as they are, `gcj02`/`bd09` (AMap/Tencent, Baidu) converted, `EPSG:nnnn`
+transformed. A batch whose known features sit where GCJ-02 (or BD-09) would put them gets a warning naming
+the likely datum.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from pyogrio import raw
+from pyproj import CRS as ProjCRS
+from pyproj import Transformer
+from shapely.geometry import mapping
+from sqlalchemy import Engine, text
+
+from geo_service.catalog import Layer
+from geo_service.datum import convert_geometry, wgs84_to_bd09, wgs84_to_gcj02
+from geo_service.editing.statements import RECORD_STATE
+from geo_service.validation import Violation, geometry_violations, property_violations
+
+DATUMS = ("wgs84", "cgcs2000", "gcj02", "bd09")
+IGNORED_FIELDS = {"id", "fid", "ogc_fid"}
+
+
+class ImportProblem(ValueError):
+    """The file cannot be read as asked (format, datum, layer)."""
+
+
+@dataclass
+class RowReport:
+    """What happened (or would happen) to one row of the file."""
+
+    row: int
+    code: str | None
+    outcome: str  # created, updated, unchanged, invalid
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImportReport:
+    """The outcome of an import: per row, warnings, and whether it was applied."""
+
+    rows: list[RowReport]
+    warnings: list[str]
+    applied: bool
+
+    def counts(self) -> dict[str, int]:
+        """How many rows had each outcome."""
+        out: dict[str, int] = {}
+        for row in self.rows:
+            out[row.outcome] = out.get(row.outcome, 0) + 1
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as a JSON document."""
+        return {
+            "applied": self.applied,
+            "counts": self.counts(),
+            "warnings": self.warnings,
+            "rows": [vars(r) for r in self.rows],
+        }
+
+
+def _source_transform(datum: str | None, file_crs: str | None) -> tuple[str, Any]:
+    """Which conversion the geometries need: ('datum', name) or ('epsg', transformer) or ('none', None)."""
+    if datum is None:
+        if file_crs:
+            crs = ProjCRS.from_user_input(file_crs)
+            if crs.to_epsg() not in (4326, 4490):
+                return "epsg", Transformer.from_crs(crs, 4326, always_xy=True)
+        return "none", None
+    lowered = datum.lower()
+    if lowered in ("wgs84", "cgcs2000"):
+        return "none", None
+    if lowered in ("gcj02", "bd09"):
+        return "datum", lowered
+    if lowered.startswith("epsg:") and lowered[5:].isdigit():
+        try:
+            return "epsg", Transformer.from_crs(ProjCRS.from_epsg(int(lowered[5:])), 4326, always_xy=True)
+        except Exception as exc:  # pyproj raises several types for unknown codes
+            raise ImportProblem(f"unknown datum {datum!r}: {exc}") from None
+    raise ImportProblem(f"datum must be one of {', '.join(DATUMS)} or EPSG:nnnn; got {datum!r}")
+
+
+def _value(raw_value: Any, schema: dict[str, Any]) -> Any:
+    """A file value as the layer's schema wants it (lists from JSON text, numpy scalars as Python)."""
+    if isinstance(raw_value, np.ndarray):  # GDAL's list fields (e.g. from GeoJSON)
+        raw_value = [v.item() if isinstance(v, np.generic) else v for v in raw_value]
+    if isinstance(raw_value, np.generic):
+        raw_value = raw_value.item()
+    if isinstance(raw_value, float) and math.isnan(raw_value):
+        return None
+    declared = schema.get("type")
+    kinds = declared if isinstance(declared, list) else [declared]
+    if "array" in kinds and isinstance(raw_value, str):
+        text_value = raw_value.strip()
+        if text_value.startswith("["):
+            try:
+                return json.loads(text_value)
+            except ValueError:
+                return raw_value
+        return [part.strip() for part in text_value.split(",") if part.strip()]
+    if raw_value == "" and "null" in kinds:
+        return None
+    return raw_value
+
+
+def read_rows(source: str | Path, layer: Layer, datum: str | None) -> list[tuple[dict[str, Any], Any]]:
+    """The file's rows as (properties, WGS 84 shapely geometry or None)."""
+    try:
+        meta, _, geometries, columns = raw.read(str(source))
+    except Exception as exc:  # GDAL reports unreadable files with several error types
+        raise ImportProblem(f"cannot read {Path(str(source)).name}: {exc}") from None
+    kind, how = _source_transform(datum, meta.get("crs"))
+    schema = layer.json_schema["properties"]
+    names = list(meta["fields"])
+    rows: list[tuple[dict[str, Any], Any]] = []
+    for index in range(len(geometries) if geometries is not None else 0):
+        properties: dict[str, Any] = {}
+        for name, column in zip(names, columns, strict=True):
+            if name.lower() in IGNORED_FIELDS:
+                continue
+            value = _value(column[index], schema.get(name, {}))
+            if value is not None:
+                properties[name] = value
+        wkb = geometries[index]
+        geom = shapely.from_wkb(wkb) if wkb is not None else None
+        if geom is not None and not geom.is_empty:
+            geom = shapely.force_2d(geom)
+            if kind == "datum":
+                geom = convert_geometry(geom, how)
+            elif kind == "epsg":
+                geom = shapely.transform(geom, lambda xy: np.column_stack(how.transform(xy[:, 0], xy[:, 1])))
+        rows.append((properties, geom))
+    return rows
+
+
+def _offset_warning(engine: Engine, layer: Layer, rows: list[tuple[dict[str, Any], Any]]) -> list[str]:
+    """A warning when the file's known features lie where GCJ-02 or BD-09 would put the stored ones."""
+    codes = {p.get("code"): g for p, g in rows if g is not None and p.get("code")}
+    if not codes:
+        return []
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text(
+                "SELECT code, ST_X(ST_PointOnSurface(geom)) AS x, ST_Y(ST_PointOnSurface(geom)) AS y"
+                " FROM features WHERE layer_id = :l AND geom IS NOT NULL AND code = ANY(:codes)"
+            ),
+            {"l": layer.id, "codes": list(codes)},
+        ).all()
+    if len(stored) == 0:
+        return []
+    shifts, gcj, bd = [], [], []
+    for row in stored:
+        point = codes[row.code].point_on_surface()
+        shifts.append((point.x - row.x, point.y - row.y))
+        gx, gy = wgs84_to_gcj02(row.x, row.y)
+        bx, by = wgs84_to_bd09(row.x, row.y)
+        gcj.append((gx - row.x, gy - row.y))
+        bd.append((bx - row.x, by - row.y))
+    shift = np.median(np.array(shifts), axis=0)
+    metres = float(np.hypot(shift[0] * 96_000, shift[1] * 111_000))  # degrees at 30.7°N, near enough
+    for name, offsets in (("GCJ-02 (AMap, Tencent)", gcj), ("BD-09 (Baidu)", bd)):
+        expected = np.median(np.array(offsets), axis=0)
+        miss = float(np.hypot((shift - expected)[0] * 96_000, (shift - expected)[1] * 111_000))
+        if metres > 100 and miss < 0.25 * metres:
+            return [
+                f"the file's features lie about {metres:.0f} m from the stored ones, as {name} coordinates "
+                f"do: if the file was drawn on that map, import it with --datum "
+                f"{'gcj02' if name.startswith('GCJ') else 'bd09'}"
+            ]
+    return []
+
+
+def import_rows(
+    engine: Engine,
+    layer: Layer,
+    rows: list[tuple[dict[str, Any], Any]],
+    *,
+    who: str,
+    comment: str,
+    dry_run: bool = False,
+) -> ImportReport:
+    """Check every row, then (unless a row is invalid, or this is a dry run) apply all in one transaction."""
+    reports: list[RowReport] = []
+    seen: dict[str, int] = {}
+    checked: list[tuple[dict[str, Any], str | None]] = []
+    for index, (properties, geom) in enumerate(rows, start=1):
+        code = properties.get("code")
+        shape_json = None if geom is None or geom.is_empty else dict(mapping(geom))
+        problems: list[Violation] = property_violations(layer, properties) + geometry_violations(
+            layer, shape_json
+        )
+        if isinstance(code, str) and code in seen:
+            problems.append(Violation("code", f"repeats row {seen[code]}"))
+        if isinstance(code, str):
+            seen.setdefault(code, index)
+        outcome = "invalid" if problems else "pending"
+        reports.append(
+            RowReport(index, code if isinstance(code, str) else None, outcome, [str(p) for p in problems])
+        )
+        checked.append((properties, None if shape_json is None else json.dumps(shape_json)))
+    warnings = _offset_warning(engine, layer, rows)
+    invalid = any(r.outcome == "invalid" for r in reports)
+    geometry = "ST_SetSRID(ST_GeomFromGeoJSON(:g), 4326)"
+    if layer.geometry_type.startswith("Multi"):
+        geometry = f"ST_Multi({geometry})"
+    with engine.begin() as conn:
+        for report, (properties, geojson) in zip(reports, checked, strict=True):
+            if report.outcome == "invalid":
+                continue
+            current = conn.execute(
+                text(
+                    "SELECT id, properties, geom IS NOT DISTINCT FROM"
+                    f" (CASE WHEN CAST(:g AS text) IS NULL THEN NULL ELSE {geometry} END) AS same_geom"
+                    " FROM features WHERE layer_id = :l AND code = :c FOR UPDATE"
+                ),
+                {"l": layer.id, "c": report.code, "g": geojson},
+            ).first()
+            if current is None:
+                report.outcome = "created"
+            elif current.properties == properties and current.same_geom:
+                report.outcome = "unchanged"
+            else:
+                report.outcome = "updated"
+            if invalid or dry_run or report.outcome == "unchanged":
+                continue
+            params = {
+                "l": layer.id,
+                "p": json.dumps(properties, ensure_ascii=False),
+                "g": geojson,
+                "who": who,
+            }
+            geom_sql = f"CASE WHEN CAST(:g AS text) IS NULL THEN NULL ELSE {geometry} END"
+            if current is None:
+                conn.execute(
+                    text(
+                        "INSERT INTO features (layer_id, properties, geom, updated_by)"
+                        f" VALUES (:l, CAST(:p AS jsonb), {geom_sql}, :who)"
+                    ),
+                    params,
+                )
+            else:
+                conn.execute(
+                    text(RECORD_STATE), {"id": current.id, "op": "update", "who": who, "comment": comment}
+                )
+                conn.execute(
+                    text(
+                        f"UPDATE features SET properties = CAST(:p AS jsonb), geom = {geom_sql},"
+                        " version = version + 1, updated_at = now(), updated_by = :who WHERE id = :id"
+                    ),
+                    params | {"id": current.id},
+                )
+        if invalid or dry_run:
+            conn.rollback()
+    return ImportReport(reports, warnings, applied=not invalid and not dry_run)
