@@ -19,8 +19,7 @@ from geo_service.catalog import Layer
 from geo_service.editing.keys import Caller
 from geo_service.editing.routes import editor, record_state
 from geo_service.errors import InvalidParameter, NotFound
-from geo_service.ogc.dependencies import get_engine, get_layer, get_settings
-from geo_service.ogc.items import FEATURE_ID
+from geo_service.ogc.dependencies import get_engine, get_layer, get_settings, parse_feature_id
 from geo_service.ogc.links import url
 from geo_service.ogc.negotiation import JSON
 from geo_service.ogc.parameters import reject_unknown
@@ -29,12 +28,6 @@ from geo_service.ogc.responses import feature_etag, json_response
 from geo_service.settings import Settings
 
 router = APIRouter()
-
-
-def _id(layer: Layer, feature_id: str) -> int:
-    if not FEATURE_ID.match(feature_id):
-        raise NotFound(f"No feature {feature_id!r} in {layer.id}: feature ids are positive integers.")
-    return int(feature_id)
 
 
 def _changed(before: dict[str, Any], after: dict[str, Any] | None) -> list[str]:
@@ -53,7 +46,7 @@ async def feature_history(
 ) -> Response:
     """Every version of the feature, oldest first, each with the change that ended it."""
     reject_unknown(request.query_params, [])
-    fid = _id(layer, feature_id)
+    fid = parse_feature_id(layer, feature_id)
     sql = f"""
         WITH states AS ({FEATURE_STATES}), metric AS (
             SELECT s.*, lead(s.properties) OVER w AS next_properties,
@@ -122,7 +115,7 @@ async def revert(
     """Make version `to` current again, as a new version (the replaced one goes to history); a deleted
     feature is restored under its own id."""
     reject_unknown(request.query_params, ["to"])
-    fid = _id(layer, feature_id)
+    fid = parse_feature_id(layer, feature_id)
     raw = request.query_params.get("to", "")
     if not raw.isdigit():
         raise InvalidParameter("Say which version to go back to: ?to=N (see …/history).", parameter="to")

@@ -33,8 +33,7 @@ from geo_service.editing.body import (
 from geo_service.editing.keys import Caller
 from geo_service.editing.statements import RECORD_STATE
 from geo_service.errors import NotFound, Problem
-from geo_service.ogc.dependencies import get_engine, get_layer, get_settings
-from geo_service.ogc.items import FEATURE_ID
+from geo_service.ogc.dependencies import get_engine, get_layer, get_settings, parse_feature_id
 from geo_service.ogc.links import url
 from geo_service.ogc.responses import feature_etag, matches_version
 from geo_service.settings import Settings
@@ -161,12 +160,6 @@ async def record_state(
     await conn.execute(text(RECORD_STATE), {"id": fid, "op": operation, "who": who, "comment": comment})
 
 
-def _feature_id(layer: Layer, feature_id: str) -> int:
-    if not FEATURE_ID.match(feature_id):
-        raise NotFound(f"No feature {feature_id!r} in {layer.id}: feature ids are positive integers.")
-    return int(feature_id)
-
-
 async def _update(
     request: Request,
     layer: Layer,
@@ -214,7 +207,7 @@ async def replace_feature(
 ) -> Response:
     """Replace a feature with the Feature sent (properties and geometry); the old one goes to history."""
     _check_editable(layer, item_methods(layer))
-    fid = _feature_id(layer, feature_id)
+    fid = parse_feature_id(layer, feature_id)
     sent = await read_feature(request, layer, url_id=fid)
 
     async def changes(current: dict[str, Any]) -> tuple[dict[str, Any], Any]:
@@ -233,7 +226,7 @@ async def patch_feature(
 ) -> Response:
     """Change part of a feature with a JSON Merge Patch (only geometry, or only the changed properties)."""
     _check_editable(layer, item_methods(layer))
-    fid = _feature_id(layer, feature_id)
+    fid = parse_feature_id(layer, feature_id)
     document = await read_json(request, PATCH_TYPES)
     content_crs = request.headers.get("content-crs")
 
@@ -253,7 +246,7 @@ async def delete_feature(
 ) -> Response:
     """Delete a feature; its last state goes to history, from where it can be restored."""
     _check_editable(layer, item_methods(layer))
-    fid = _feature_id(layer, feature_id)
+    fid = parse_feature_id(layer, feature_id)
     async with engine.begin() as conn:
         await _locked(conn, layer, fid, request.headers.get("if-match"))
         await record_state(conn, fid, "delete", caller.name, _comment(request))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -44,6 +45,16 @@ async def get_layer(collection_id: str, request: Request) -> Layer:
             f"No collection {collection_id!r}. Collections: {', '.join(catalog.layers)}.",
         )
     return layer
+
+
+FEATURE_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+
+
+def parse_feature_id(layer: Layer, feature_id: str) -> int:
+    """The feature id of a path, or 404: ids are positive integers."""
+    if not FEATURE_ID.match(feature_id):
+        raise NotFound(f"No feature {feature_id!r} in {layer.id}: feature ids are positive integers.")
+    return int(feature_id)
 
 
 @dataclass(frozen=True)

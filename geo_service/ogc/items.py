@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from geo_service.ogc.counts import MatchedCounts
 from geo_service.ogc.cql import combine, equality_predicate, filter_errors, parse_filter
 from geo_service.ogc.crs import CRS, content_crs, parse_crs
 from geo_service.ogc.cursor import decode_cursor, encode_cursor
-from geo_service.ogc.dependencies import get_engine, get_layer, get_settings, layer_state
+from geo_service.ogc.dependencies import get_engine, get_layer, get_settings, layer_state, parse_feature_id
 from geo_service.ogc.fields import SortKey, layer_fields, parse_properties, parse_sortby
 from geo_service.ogc.html import render
 from geo_service.ogc.links import base_url, link, url
@@ -39,8 +38,6 @@ from geo_service.ogc.responses import cache_headers, etag_for, feature_etag, not
 from geo_service.settings import Settings
 
 router = APIRouter()
-
-FEATURE_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 
 
 def _format_links(
@@ -345,17 +342,16 @@ async def feature(
     selected = parse_properties(request.query_params.get("properties"), layer)
     drop = None if selected is None else [n for n in layer.property_names if n not in selected]
     fmt = negotiate(request, [GEOJSON, HTML])
-    if not FEATURE_ID.match(feature_id):
-        raise NotFound(f"No feature {feature_id!r} in {layer.id}: feature ids are positive integers.")
+    fid = parse_feature_id(layer, feature_id)
     requested = request.query_params.get("version")
     if requested is not None:
-        return await _feature_version(engine, layer, int(feature_id), requested)
+        return await _feature_version(engine, layer, fid, requested)
     async with engine.connect() as conn:
-        row = (await conn.execute(feature_statement(layer.id, int(feature_id), crs, drop))).first()
+        row = (await conn.execute(feature_statement(layer.id, fid, crs, drop))).first()
     if row is None:
         raise NotFound(f"No feature {feature_id} in collection {layer.id}.")
     etag = feature_etag(
-        int(feature_id),
+        fid,
         row.version,
         layer.id,
         fmt,
