@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from geo_service.catalog import Catalog, Layer
-from geo_service.editing.statements import RECORD_STATE
+from geo_service.editing.statements import RECORD_STATE, geometry_sql
 from geo_service.validation import geometry_violations, property_violations
 
 LOADER = "loader"
@@ -111,11 +111,6 @@ def read_seed(catalog: Catalog, layer: Layer) -> list[SeedFeature]:
     return features
 
 
-def _geom_sql(layer: Layer) -> str:
-    geom = "ST_SetSRID(ST_GeomFromGeoJSON(:geometry), 4326)"
-    return f"ST_Multi({geom})" if layer.geometry_type.startswith("Multi") else geom
-
-
 def ensure_layer_row(conn: Connection, layer: Layer) -> None:
     """The layer's row in `layers` (its statistics and cache version), created or its type updated."""
     conn.execute(
@@ -166,8 +161,9 @@ def _load_layer(conn: Connection, layer: Layer, seed: list[SeedFeature]) -> Laye
             )
             conn.execute(
                 text(
-                    f"UPDATE features SET properties = CAST(:properties AS jsonb), geom = {_geom_sql(layer)},"
-                    " version = version + 1, updated_at = now(), updated_by = :who, seed_hash = :seed_hash"
+                    "UPDATE features SET properties = CAST(:properties AS jsonb),"
+                    f" geom = {geometry_sql(layer)}, version = version + 1, updated_at = now(),"
+                    " updated_by = :who, seed_hash = :seed_hash"
                     " WHERE id = :id"
                 ),
                 params | {"id": row.id, "who": LOADER},
@@ -177,7 +173,7 @@ def _load_layer(conn: Connection, layer: Layer, seed: list[SeedFeature]) -> Laye
         conn.execute(
             text(
                 "INSERT INTO features (layer_id, properties, geom, seed_hash, updated_by) VALUES"
-                f" (:layer, CAST(:properties AS jsonb), {_geom_sql(layer)}, :seed_hash, '{LOADER}')"
+                f" (:layer, CAST(:properties AS jsonb), {geometry_sql(layer)}, :seed_hash, '{LOADER}')"
             ),
             inserts,
         )

@@ -17,7 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from geo_service.app import create_app
@@ -207,3 +207,20 @@ def check_problem(response: Response, status: int, *words: str) -> dict[str, Any
 def problem() -> Callable[..., dict[str, Any]]:
     """`problem(response, status, *words)`: checks a problem+json answer and returns its body."""
     return check_problem
+
+
+def database_state(engine: Engine) -> tuple[Any, ...]:
+    """Everything a refused request must leave as it was: each layer's version and count, every feature's
+    properties, geometry and version, and the length of history."""
+    with engine.connect() as conn:
+        layers = tuple(
+            tuple(r) for r in conn.execute(text("SELECT id, version, feature_count FROM layers ORDER BY id"))
+        )
+        features = tuple(
+            tuple(r)
+            for r in conn.execute(
+                text("SELECT id, version, properties::text, ST_AsEWKB(geom) FROM features ORDER BY id")
+            )
+        )
+        history = conn.execute(text("SELECT count(*) FROM feature_history")).scalar_one()
+    return layers, features, history

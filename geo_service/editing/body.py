@@ -184,12 +184,6 @@ def checked_patch(
     return sent.properties, sent.geometry_json
 
 
-def geometry_sql(layer: Layer) -> str:
-    """SQL of the bound `:geometry` GeoJSON text as a stored geometry (single parts made multi)."""
-    geom = "ST_SetSRID(ST_GeomFromGeoJSON(:geometry), 4326)"
-    return f"ST_Multi({geom})" if layer.geometry_type.startswith("Multi") else geom
-
-
 def conflict(exc: IntegrityError, layer: Layer, properties: dict[str, Any]) -> Problem:
     """The problem an integrity error of a write stands for."""
     constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None) or ""

@@ -13,11 +13,13 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from geo_service.catalog import Layer
+from geo_service.editing.body import conflict
 from geo_service.editing.keys import Caller
-from geo_service.editing.routes import editor, record_state
+from geo_service.editing.routes import editor, update_feature
 from geo_service.errors import InvalidParameter, NotFound
 from geo_service.ogc.dependencies import get_engine, get_layer, get_settings, parse_feature_id
 from geo_service.ogc.links import url
@@ -120,12 +122,11 @@ async def revert(
     if not raw.isdigit():
         raise InvalidParameter("Say which version to go back to: ?to=N (see …/history).", parameter="to")
     target = int(raw)
-    async with engine.begin() as conn:
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": fid})
+    async with engine.connect() as conn:  # history rows never change: read them outside the write
         state = (
             await conn.execute(
                 text(
-                    "SELECT properties, geom FROM feature_history"
+                    "SELECT properties, ST_AsGeoJSON(geom, 15) AS geometry FROM feature_history"
                     " WHERE layer_id = :layer AND feature_id = :id AND version = :v"
                 ),
                 {"layer": layer.id, "id": fid, "v": target},
@@ -133,35 +134,28 @@ async def revert(
         ).first()
         current = (
             await conn.execute(
-                text("SELECT version FROM features WHERE layer_id = :layer AND id = :id FOR UPDATE"),
+                text("SELECT version FROM features WHERE layer_id = :layer AND id = :id"),
                 {"layer": layer.id, "id": fid},
             )
         ).first()
-        if state is None:
-            where = (
-                "the current version"
-                if current is not None and current.version == target
-                else "not in history"
-            )
-            raise InvalidParameter(
-                f"Version {target} of feature {fid} is {where}; choose an earlier version from …/history.",
-                parameter="to",
-            )
-        comment = unquote(request.headers.get("x-edit-comment", "")) or f"revert to version {target}"
-        if current is not None:
-            await record_state(conn, fid, "update", caller.name, comment)
-            new = (
-                await conn.execute(
-                    text(
-                        "UPDATE features f SET properties = h.properties, geom = h.geom,"
-                        " version = f.version + 1, updated_at = now(), updated_by = :who"
-                        " FROM feature_history h WHERE f.id = :id AND h.feature_id = :id AND h.version = :v"
-                        " RETURNING f.version"
-                    ),
-                    {"id": fid, "v": target, "who": caller.name},
-                )
-            ).scalar_one()
-        else:
+    if state is None:
+        where = (
+            "the current version" if current is not None and current.version == target else "not in history"
+        )
+        raise InvalidParameter(
+            f"Version {target} of feature {fid} is {where}; choose an earlier version from …/history.",
+            parameter="to",
+        )
+    comment = unquote(request.headers.get("x-edit-comment", "")) or f"revert to version {target}"
+    if current is not None:
+
+        async def changes(_: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+            return state.properties, state.geometry
+
+        return await update_feature(request, layer, caller, engine, fid, changes, comment)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": fid})
             last = (
                 await conn.execute(
                     text("SELECT max(version) FROM feature_history WHERE feature_id = :id"), {"id": fid}
@@ -176,6 +170,8 @@ async def revert(
                 ),
                 {"id": fid, "v": target, "new": new, "who": caller.name},
             )
+    except IntegrityError as exc:  # the feature came back meanwhile, or its code is taken
+        raise conflict(exc, layer, state.properties) from None
     return Response(status_code=204, headers={"ETag": feature_etag(fid, new, "reverted")})
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, text
 
 from geo_service.catalog import Layer
 from geo_service.datum import convert_geometry, wgs84_to_bd09, wgs84_to_gcj02
-from geo_service.editing.statements import RECORD_STATE
+from geo_service.editing.statements import RECORD_STATE, geometry_sql
 from geo_service.validation import Violation, geometry_violations, property_violations
 
 DATUMS = ("wgs84", "cgcs2000", "gcj02", "bd09")
@@ -213,20 +213,17 @@ def import_rows(
         checked.append((properties, None if shape_json is None else json.dumps(shape_json)))
     warnings = _offset_warning(engine, layer, rows)
     invalid = any(r.outcome == "invalid" for r in reports)
-    geometry = "ST_SetSRID(ST_GeomFromGeoJSON(:g), 4326)"
-    if layer.geometry_type.startswith("Multi"):
-        geometry = f"ST_Multi({geometry})"
+    geometry = geometry_sql(layer)
     with engine.begin() as conn:
         for report, (properties, geojson) in zip(reports, checked, strict=True):
             if report.outcome == "invalid":
                 continue
             current = conn.execute(
                 text(
-                    "SELECT id, properties, geom IS NOT DISTINCT FROM"
-                    f" (CASE WHEN CAST(:g AS text) IS NULL THEN NULL ELSE {geometry} END) AS same_geom"
+                    f"SELECT id, properties, geom IS NOT DISTINCT FROM {geometry} AS same_geom"
                     " FROM features WHERE layer_id = :l AND code = :c FOR UPDATE"
                 ),
-                {"l": layer.id, "c": report.code, "g": geojson},
+                {"l": layer.id, "c": report.code, "geometry": geojson},
             ).first()
             if current is None:
                 report.outcome = "created"
@@ -239,15 +236,14 @@ def import_rows(
             params = {
                 "l": layer.id,
                 "p": json.dumps(properties, ensure_ascii=False),
-                "g": geojson,
+                "geometry": geojson,
                 "who": who,
             }
-            geom_sql = f"CASE WHEN CAST(:g AS text) IS NULL THEN NULL ELSE {geometry} END"
             if current is None:
                 conn.execute(
                     text(
                         "INSERT INTO features (layer_id, properties, geom, updated_by)"
-                        f" VALUES (:l, CAST(:p AS jsonb), {geom_sql}, :who)"
+                        f" VALUES (:l, CAST(:p AS jsonb), {geometry}, :who)"
                     ),
                     params,
                 )
@@ -257,7 +253,7 @@ def import_rows(
                 )
                 conn.execute(
                     text(
-                        f"UPDATE features SET properties = CAST(:p AS jsonb), geom = {geom_sql},"
+                        f"UPDATE features SET properties = CAST(:p AS jsonb), geom = {geometry},"
                         " version = version + 1, updated_at = now(), updated_by = :who WHERE id = :id"
                     ),
                     params | {"id": current.id},

@@ -26,12 +26,11 @@ from geo_service.editing.body import (
     PATCH_TYPES,
     checked_patch,
     conflict,
-    geometry_sql,
     read_feature,
     read_json,
 )
 from geo_service.editing.keys import Caller
-from geo_service.editing.statements import RECORD_STATE
+from geo_service.editing.statements import RECORD_STATE, geometry_sql
 from geo_service.errors import NotFound, Problem
 from geo_service.ogc.dependencies import get_engine, get_layer, get_settings, parse_feature_id
 from geo_service.ogc.links import url
@@ -160,20 +159,22 @@ async def record_state(
     await conn.execute(text(RECORD_STATE), {"id": fid, "op": operation, "who": who, "comment": comment})
 
 
-async def _update(
+async def update_feature(
     request: Request,
     layer: Layer,
     caller: Caller,
     engine: AsyncEngine,
     fid: int,
     changes: Callable[[dict[str, Any]], Awaitable[tuple[dict[str, Any], Any]]],
+    comment: str | None = None,
 ) -> Response:
-    """Lock, check If-Match, work out the new state from the current one, record history, write."""
+    """Lock, check If-Match, work out the new state from the current one, record history, write.
+    The history comment is `comment`, else the request's X-Edit-Comment."""
     try:
         async with engine.begin() as conn:
             row = await _locked(conn, layer, fid, request.headers.get("if-match"))
             properties, geometry = await changes(row.properties)
-            await record_state(conn, fid, "update", caller.name, _comment(request))
+            await record_state(conn, fid, "update", caller.name, comment or _comment(request))
             geometry_set = "" if geometry is KEEP else f", geom = {geometry_sql(layer)}"
             params: dict[str, Any] = {
                 "id": fid,
@@ -213,7 +214,7 @@ async def replace_feature(
     async def changes(current: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         return sent.properties, sent.geometry_json
 
-    return await _update(request, layer, caller, engine, fid, changes)
+    return await update_feature(request, layer, caller, engine, fid, changes)
 
 
 @router.patch("/collections/{collection_id}/items/{feature_id}", include_in_schema=False)
@@ -233,7 +234,7 @@ async def patch_feature(
     async def changes(current: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         return checked_patch(document, layer, current, content_crs, fid)
 
-    return await _update(request, layer, caller, engine, fid, changes)
+    return await update_feature(request, layer, caller, engine, fid, changes)
 
 
 @router.delete("/collections/{collection_id}/items/{feature_id}", include_in_schema=False)

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from geo_service.editing.body import MAX_BODY
 from geo_service.editing.keys import add_key
 from geo_service.validation import MAX_VERTICES
-from tests.conftest import Writable
+from tests.conftest import Writable, database_state
 
 LAYER = "rail_stations"
 POINT = [120.80, 30.70]
@@ -48,14 +48,6 @@ def _post(writable: Writable, token: str, body: Any, layer: str = LAYER, **heade
     content = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
     sent = {"Authorization": f"Bearer {token}", "Content-Type": "application/geo+json"} | headers
     return writable.client.post(f"/collections/{layer}/items", content=content, headers=sent)
-
-
-def _state(writable: Writable) -> tuple[Any, ...]:
-    """Version and count of every layer, and the number of features in all."""
-    with writable.engine.connect() as conn:
-        layers = conn.execute(text("SELECT id, version, feature_count FROM layers ORDER BY id")).all()
-        total = conn.execute(text("SELECT count(*) FROM features")).scalar_one()
-    return (*(tuple(r) for r in layers), total)
 
 
 def _count(writable: Writable) -> int:
@@ -158,34 +150,34 @@ def test_bad_features_are_refused(
     words: list[str],
 ) -> None:
     """Each bad input gets its status and a message saying where and why; nothing is written."""
-    before = _state(writable)
+    before = database_state(writable.engine)
     problem(_post(writable, token, body, **headers), status, *words)
-    assert _state(writable) == before
+    assert database_state(writable.engine) == before
 
 
 def test_self_intersection_reason_says_where(writable: Writable, token: str, problem: Any) -> None:
     """A self-intersecting polygon in a polygon layer is 400 with the validity reason and the point where it
     fails; nothing is written."""
-    before = _state(writable)
+    before = database_state(writable.engine)
     body = problem(_post(writable, token, _feature("b12", BOWTIE), layer="demonstration_zone"), 400)
     assert "Self-intersection" in body["detail"] and "120.75 30.75" in body["detail"]
     assert body["violations"][0]["where"] == "geometry"
-    assert _state(writable) == before
+    assert database_state(writable.engine) == before
 
 
 def test_too_large_and_too_many_vertices(writable: Writable, token: str, problem: Any) -> None:
     """A body over the size limit is 413; a line with more vertices than allowed is 400; nothing written."""
-    before = _state(writable)
+    before = database_state(writable.engine)
     problem(_post(writable, token, b"{" + b" " * (MAX_BODY + 10) + b"}"), 413, "limit")
     line = [[round(120.7 + i * 1e-6, 6), 30.7] for i in range(MAX_VERTICES + 1)]
     many = _feature("b13", {"type": "LineString", "coordinates": line})
     problem(_post(writable, token, many, layer="rail_lines"), 400, "vertices")
-    assert _state(writable) == before
+    assert database_state(writable.engine) == before
 
 
 def test_create_needs_a_key_and_an_editable_layer(writable: Writable, token: str, problem: Any) -> None:
     """Without a key: 401; on reference data: 405; nothing written."""
-    before = _state(writable)
+    before = database_state(writable.engine)
     response = writable.client.post(
         f"/collections/{LAYER}/items", json=_feature("b14"), headers={"Content-Type": "application/geo+json"}
     )
@@ -199,4 +191,4 @@ def test_create_needs_a_key_and_an_editable_layer(writable: Writable, token: str
         405,
         "reference",
     )
-    assert _state(writable) == before
+    assert database_state(writable.engine) == before

@@ -12,7 +12,7 @@ from openapi_spec_validator import validate
 from sqlalchemy import text
 
 from geo_service.editing.keys import add_key, list_keys, revoke_key
-from tests.conftest import Writable
+from tests.conftest import Writable, database_state
 
 LAYER = "rail_stations"
 
@@ -30,7 +30,7 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _state(writable: Writable) -> tuple[Any, ...]:
+def _layer_and_history(writable: Writable) -> tuple[Any, ...]:
     with writable.engine.connect() as conn:
         return (
             conn.execute(text("SELECT version, feature_count FROM layers WHERE id = :l"), {"l": LAYER}).one(),
@@ -60,13 +60,13 @@ def test_delete_needs_an_editor_key(
     """Without a key, with a bad or revoked one (401, with WWW-Authenticate) or a reader's (403), a DELETE is
     refused with a message saying what to do, and nothing changes."""
     feature = _some_feature(writable)
-    before = _state(writable)
+    before = database_state(writable.engine)
     sent = _auth(tokens[headers]) if isinstance(headers, str) else headers
     response = writable.client.delete(f"/collections/{LAYER}/items/{feature['id']}", headers=sent)
     problem(response, status, *words)
     if status == 401:
         assert response.headers["www-authenticate"].startswith("Bearer")
-    assert _state(writable) == before
+    assert database_state(writable.engine) == before
     assert writable.client.get(f"/collections/{LAYER}/items/{feature['id']}").status_code == 200
 
 
@@ -76,7 +76,7 @@ def test_stale_if_match_is_412(writable: Writable, tokens: dict[str, str], probl
     etag = writable.client.get(f"/collections/{LAYER}/items/{feature['id']}").headers["etag"]
     stale = etag.replace("v1-", "v0-", 1)
     assert stale != etag
-    before = _state(writable)
+    before = database_state(writable.engine)
     body = problem(
         writable.client.delete(
             f"/collections/{LAYER}/items/{feature['id']}",
@@ -86,7 +86,7 @@ def test_stale_if_match_is_412(writable: Writable, tokens: dict[str, str], probl
         "version",
     )
     assert body["current_version"] == 1
-    assert _state(writable) == before
+    assert database_state(writable.engine) == before
 
 
 @pytest.mark.parametrize("if_match", [None, "current", "*"])
@@ -101,11 +101,11 @@ def test_delete_records_history(writable: Writable, tokens: dict[str, str], if_m
         headers["If-Match"] = writable.client.get(path).headers["etag"]
     elif if_match == "*":
         headers["If-Match"] = "*"
-    (version, count), history = _state(writable)
+    (version, count), history = _layer_and_history(writable)
     response = writable.client.delete(path, headers=headers)
     assert response.status_code == 204 and response.content == b""
     assert writable.client.get(path).status_code == 404
-    (new_version, new_count), new_history = _state(writable)
+    (new_version, new_count), new_history = _layer_and_history(writable)
     assert new_count == count - 1 and new_version > version and new_history == history + 1
     with writable.engine.connect() as conn:
         row = conn.execute(
@@ -126,11 +126,11 @@ def test_reference_layers_cannot_be_deleted_from(
     """Administrative boundaries are reference data: DELETE is 405 with an Allow header, even for an admin."""
     page = writable.client.get("/collections/admin_boundaries/items", params={"limit": 1}).json()
     path = f"/collections/admin_boundaries/items/{page['features'][0]['id']}"
-    before = _state(writable)
+    before = database_state(writable.engine)
     response = writable.client.delete(path, headers=_auth(tokens["admin"]))
     problem(response, 405, "reference")
     assert "DELETE" not in response.headers["allow"]
-    assert _state(writable) == before
+    assert database_state(writable.engine) == before
 
 
 def test_options_says_what_is_allowed(writable: Writable) -> None:

@@ -107,3 +107,18 @@ def test_bad_history_requests(writable: Writable, auth: dict[str, str], problem:
     problem(writable.client.post(f"{path}/revert", params={"to": 1}), 401, "Bearer")
     with writable.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*), sum(version) FROM features")).one() == before
+
+
+def test_revert_to_a_code_now_taken_is_409(writable: Writable, auth: dict[str, str], problem: Any) -> None:
+    """Reverting to a version whose code another feature now uses is a 409 naming the code; nothing changes.
+    A revert honours If-Match like any write."""
+    path_a, a = _station(writable, 8)
+    path_b, _ = _station(writable, 9)
+    old_code = a["properties"]["code"]
+    _patch(writable, path_a, auth, {"properties": {"code": "renamed_for_test"}})
+    _patch(writable, path_b, auth, {"properties": {"code": old_code}})
+    before = writable.client.get(path_a).json()
+    problem(writable.client.post(f"{path_a}/revert", params={"to": 1}, headers=auth), 409, old_code)
+    stale = auth | {"If-Match": '"f1v1-x"'.replace("f1", f"f{a['id']}")}
+    problem(writable.client.post(f"{path_a}/revert", params={"to": 1}, headers=stale), 412, "version")
+    assert writable.client.get(path_a).json() == before

@@ -20,7 +20,7 @@ from geo_service.cli import app
 from geo_service.datum import wgs84_to_bd09, wgs84_to_gcj02
 from geo_service.editing.imports import import_rows, read_rows
 from geo_service.settings import get_settings
-from tests.conftest import Writable
+from tests.conftest import Writable, database_state
 
 LAYER = "rail_stations"
 STATION = "c01_jiaxing_south_stn"
@@ -69,13 +69,6 @@ def _table(path: Path, driver: str, rows: list[tuple[dict[str, Any], list[float]
         str(path), geometry, columns, names, driver=driver, geometry_type="Point", crs=crs, encoding="UTF-8"
     )
     return path
-
-
-def _state(writable: Writable) -> tuple[Any, ...]:
-    with writable.engine.connect() as conn:
-        features = tuple(conn.execute(text("SELECT count(*), sum(version) FROM features")).one())
-        history = conn.execute(text("SELECT count(*) FROM feature_history")).scalar_one()
-    return (*features, history)
 
 
 def _stored(writable: Writable, code: str) -> dict[str, Any]:
@@ -176,7 +169,7 @@ def test_one_bad_row_imports_nothing(writable: Writable, catalog: Catalog, tmp_p
             (_props("bad_ok"), [120.81, 30.71]),
         ],
     )
-    before = _state(writable)
+    before = database_state(writable.engine)
     report = import_rows(writable.engine, layer, read_rows(path, layer, "wgs84"), who="t", comment="t")
     assert not report.applied
     outcome = {r.row: (r.outcome, " ".join(r.reasons)) for r in report.rows}
@@ -188,7 +181,7 @@ def test_one_bad_row_imports_nothing(writable: Writable, catalog: Catalog, tmp_p
         writable.engine, layer, read_rows(good, layer, "wgs84"), who="t", comment="t", dry_run=True
     )
     assert not dry.applied and dry.rows[0].outcome == "created"
-    assert _state(writable) == before
+    assert database_state(writable.engine) == before
 
 
 def test_import_command(writable: Writable, tmp_path: Path) -> None:

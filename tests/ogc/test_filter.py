@@ -19,9 +19,10 @@ from pyproj import Transformer
 from shapely import segmentize
 from shapely.geometry import Point, Polygon, box, shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from geo_service.ogc.crs import epsg_uri
+from tests.conftest import database_state
 
 Seeds = dict[str, dict[str, dict[str, Any]]]
 Predicate = Callable[[dict[str, Any], BaseGeometry | None], bool]
@@ -388,29 +389,16 @@ BAD_FILTERS: list[tuple[dict[str, str], list[str]]] = [
 ]
 
 
-def _state(engine: Engine) -> list[tuple[Any, ...]]:
-    with engine.connect() as conn:
-        return [
-            tuple(r) for r in conn.execute(text("SELECT id, version, feature_count FROM layers ORDER BY id"))
-        ] + [
-            tuple(
-                conn.execute(
-                    text("SELECT count(*), max(version), sum(length(properties::text)) FROM features")
-                ).one()
-            )
-        ]
-
-
 @pytest.mark.parametrize(("params", "words"), BAD_FILTERS, ids=[str(i) for i in range(len(BAD_FILTERS))])
 def test_bad_filter_is_400(
     client: TestClient, engine: Engine, problem: Any, params: dict[str, str], words: list[str]
 ) -> None:
     """A malformed, unknown, mistyped, unsupported or hostile filter is a 400 that says what is wrong;
     nothing in the database changes."""
-    before = _state(engine)
+    before = database_state(engine)
     body = problem(client.get("/collections/rail_stations/items", params=params), 400, *words)
     assert body["instance"] == "/collections/rail_stations/items"
-    assert _state(engine) == before
+    assert database_state(engine) == before
 
 
 def test_parse_error_says_where(client: TestClient, problem: Any) -> None:
