@@ -31,6 +31,12 @@ from geo_service.validation import Violation, geometry_violations, property_viol
 
 DATUMS = ("wgs84", "cgcs2000", "gcj02", "bd09")
 IGNORED_FIELDS = {"id", "fid", "ogc_fid"}
+# A row's geometry is the stored one when no vertex moved more than 1e-7° (about 1 cm): a datum converted
+# there and back, or a file that stores coordinates as single floats, is not an edit.
+SAME_PLACE = (
+    "CASE WHEN geom IS NULL OR {new} IS NULL THEN geom IS NULL AND {new} IS NULL"
+    " ELSE GeometryType(geom) = GeometryType({new}) AND ST_HausdorffDistance(geom, {new}) < 1e-7 END"
+)
 
 
 class ImportProblem(ValueError):
@@ -183,6 +189,11 @@ def _offset_warning(engine: Engine, layer: Layer, rows: list[tuple[dict[str, Any
     return []
 
 
+def _without_nulls(properties: dict[str, Any]) -> dict[str, Any]:
+    """Properties without null values: a file cannot tell a null field from an absent one."""
+    return {k: v for k, v in properties.items() if v is not None}
+
+
 def import_rows(
     engine: Engine,
     layer: Layer,
@@ -220,14 +231,14 @@ def import_rows(
                 continue
             current = conn.execute(
                 text(
-                    f"SELECT id, properties, geom IS NOT DISTINCT FROM {geometry} AS same_geom"
+                    f"SELECT id, properties, {SAME_PLACE.format(new=geometry)} AS same_geom"
                     " FROM features WHERE layer_id = :l AND code = :c FOR UPDATE"
                 ),
                 {"l": layer.id, "c": report.code, "geometry": geojson},
             ).first()
             if current is None:
                 report.outcome = "created"
-            elif current.properties == properties and current.same_geom:
+            elif _without_nulls(current.properties) == _without_nulls(properties) and current.same_geom:
                 report.outcome = "unchanged"
             else:
                 report.outcome = "updated"

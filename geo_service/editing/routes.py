@@ -10,31 +10,38 @@ comment from the `X-Edit-Comment` header (percent-encoded UTF-8). Nothing is eve
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import anyio
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.datastructures import UploadFile
 
 from geo_service.catalog import Layer
+from geo_service.db.engine import sync_engine
 from geo_service.editing.auth import require
 from geo_service.editing.body import (
     KEEP,
     PATCH_TYPES,
+    InvalidFeature,
     checked_patch,
     conflict,
     read_feature,
     read_json,
 )
+from geo_service.editing.imports import ImportProblem, ImportReport, import_rows, read_rows
 from geo_service.editing.keys import Caller
 from geo_service.editing.statements import RECORD_STATE, geometry_sql
 from geo_service.errors import NotFound, Problem
 from geo_service.ogc.dependencies import get_engine, get_layer, get_settings, parse_feature_id
 from geo_service.ogc.links import url
-from geo_service.ogc.responses import feature_etag, matches_version
+from geo_service.ogc.responses import feature_etag, json_response, matches_version
 from geo_service.settings import Settings
 
 router = APIRouter()
@@ -253,3 +260,129 @@ async def delete_feature(
         await record_state(conn, fid, "delete", caller.name, _comment(request))
         await conn.execute(text("DELETE FROM features WHERE id = :id"), {"id": fid})
     return Response(status_code=204)
+
+
+IMPORT_SUFFIXES = {".geojson": ".geojson", ".json": ".geojson", ".gpkg": ".gpkg", ".zip": ".zip"}
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
+
+
+class UnsupportedFile(Problem):
+    """An uploaded file of a kind the import does not read."""
+
+    status = 415
+    title = "Unsupported file 文件类型不支持"
+
+
+class UploadTooLarge(Problem):
+    """An uploaded file above the import's size limit."""
+
+    status = 413
+    title = "File too large 文件过大"
+
+
+async def _saved_upload(upload: UploadFile, folder: Path) -> Path:
+    """The upload written to `folder` under a name with its kind's suffix (GDAL picks the driver by it)."""
+    name = Path(upload.filename or "")
+    suffix = IMPORT_SUFFIXES.get(name.suffix.lower())
+    if suffix is None:
+        raise UnsupportedFile(
+            f"Cannot import {name.name or 'a file without a name'!r}: send a GeoJSON (.geojson, .json), "
+            "GeoPackage (.gpkg) or zipped Shapefile (.zip) file."
+        )
+    target = folder / f"upload{suffix}"
+    size = 0
+    with target.open("wb") as out:
+        while chunk := await upload.read(1 << 20):
+            size += len(chunk)
+            if size > MAX_IMPORT_BYTES:
+                raise UploadTooLarge(
+                    f"{name.name} is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB; split it, or use "
+                    "`jxplan import` on the server."
+                )
+            out.write(chunk)
+    return target
+
+
+def _run_import(
+    url: str, layer: Layer, source: Path, datum: str | None, who: str, comment: str, dry_run: bool
+) -> ImportReport:
+    """Read and import a file (blocking: GDAL and a synchronous connection), in a worker thread."""
+    try:
+        rows = read_rows(source, layer, datum)
+    except ImportProblem as exc:
+        raise InvalidFeature(f"Nothing imported: {exc}.") from None
+    if not rows:
+        raise InvalidFeature("Nothing imported: the file holds no features.")
+    engine = sync_engine(url)
+    try:
+        return import_rows(engine, layer, rows, who=who, comment=comment, dry_run=dry_run)
+    finally:
+        engine.dispose()
+
+
+def _form_flag(value: Any, name: str) -> bool:
+    if value is None or value == "":
+        return False
+    lowered = str(value).strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise InvalidFeature(f"{name} must be true or false; got {value!r}.")
+
+
+async def _import_form(request: Request) -> tuple[UploadFile, dict[str, str]]:
+    """The multipart form of an import: the file and the text fields (read only after the key is checked)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_IMPORT_BYTES + 64 * 1024:
+        raise UploadTooLarge(
+            f"The upload is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB; split the file, or use "
+            "`jxplan import` on the server."
+        )
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise UnsupportedFile(
+            "Send the file as multipart/form-data with the field `file` (e.g. curl -F file=@stations.gpkg)."
+        )
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except Exception as exc:  # the multipart parser raises several types for a broken body
+        raise InvalidFeature(f"The multipart body cannot be read: {exc}.") from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise InvalidFeature("The form has no file: send it in the field `file`.")
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    return upload, fields
+
+
+@router.post("/collections/{collection_id}/import", include_in_schema=False)
+async def import_file(
+    request: Request,
+    layer: Layer = Depends(get_layer),
+    caller: Caller = Depends(editor),
+    engine: AsyncEngine = Depends(get_engine),
+) -> Response:
+    """Import a GeoJSON, GeoPackage or zipped Shapefile (multipart field `file`): rows matched by `code` are
+    created or updated, all or none, with a report per row. Fields: `datum` (wgs84, cgcs2000, gcj02, bd09 or
+    EPSG:nnnn; default: the file's CRS), `dry_run` (true: report without changing anything), `comment`."""
+    _check_editable(layer, items_methods(layer))
+    upload, fields = await _import_form(request)
+    dry_run = _form_flag(fields.get("dry_run"), "dry_run")
+    datum = fields.get("datum") or None
+    with tempfile.TemporaryDirectory(prefix="jxplan-import-") as folder:
+        source = await _saved_upload(upload, Path(folder))
+        url = engine.url.render_as_string(hide_password=False)
+        named = Path(upload.filename or "").name
+        note = fields.get("comment", "").strip()[:MAX_COMMENT] or f"import of {named}"
+        report = await anyio.to_thread.run_sync(
+            _run_import, url, layer, source, datum, caller.name, note, dry_run
+        )
+    document = report.as_json()
+    if not report.applied and not dry_run:
+        invalid = [r for r in report.rows if r.outcome == "invalid"]
+        first = invalid[0]
+        raise InvalidFeature(
+            f"Nothing imported: {len(invalid)} of {len(report.rows)} rows are invalid, e.g. row {first.row}"
+            f" ({first.code or 'no code'}): {'; '.join(first.reasons)}. Fix them and send the file again.",
+            report=document,
+        )
+    return json_response(document, "application/json")

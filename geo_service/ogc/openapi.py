@@ -203,6 +203,35 @@ def _add_writes(paths: dict[str, Any]) -> None:
         {"name": "to", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 1}}
     )
     paths["/collections/{collectionId}/items/{featureId}/revert"] = {"post": revert}
+    upload = _write(
+        "importFeatures", "Import a file 导入文件", ["collectionId"], None, _ok("Report.", {JSON: ""})
+    )
+    upload["parameters"] = [p for p in upload["parameters"] if p.get("name") != "If-Match"]
+    upload["requestBody"] = {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "GeoJSON, GeoPackage (.gpkg) or zipped Shapefile (.zip)",
+                        },
+                        "datum": {
+                            "type": "string",
+                            "description": "wgs84, cgcs2000, gcj02, bd09, EPSG:nnnn (default: file CRS)",
+                        },
+                        "dry_run": {"type": "boolean", "default": False},
+                        "comment": {"type": "string", "description": "Recorded in history."},
+                    },
+                }
+            }
+        },
+    }
+    paths["/collections/{collectionId}/import"] = {"post": upload}
     paths["/collections/{collectionId}/deleted"] = {
         "get": _operation(
             "getDeletedFeatures",

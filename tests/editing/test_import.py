@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import shapely
+from httpx import Response
 from pyogrio import raw
 from pyproj import Transformer
 from sqlalchemy import text
@@ -18,9 +19,11 @@ from typer.testing import CliRunner
 from geo_service.catalog import Catalog
 from geo_service.cli import app
 from geo_service.datum import wgs84_to_bd09, wgs84_to_gcj02
+from geo_service.editing import routes
 from geo_service.editing.imports import import_rows, read_rows
+from geo_service.editing.keys import add_key
 from geo_service.settings import get_settings
-from tests.conftest import Writable, database_state
+from tests.conftest import Writable, check_problem, database_state
 
 LAYER = "rail_stations"
 STATION = "c01_jiaxing_south_stn"
@@ -208,3 +211,131 @@ def test_import_command(writable: Writable, tmp_path: Path) -> None:
     assert refused.exit_code == 1 and "invalid" in refused.output
     assert unknown.exit_code == 1
     assert _stored(writable, "cli_new")["properties"]["name_zh"] == "导入站"
+
+
+# --- POST /collections/{id}/import (multipart) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def import_keys(writable: Writable) -> dict[str, dict[str, str]]:
+    """Authorization headers of an editor and of a reader key."""
+    return {
+        role: {"Authorization": f"Bearer {add_key(writable.engine, f'导入 {role}', role)}"}
+        for role in ("editor", "reader")
+    }
+
+
+def _upload(
+    writable: Writable,
+    path: Path,
+    headers: dict[str, str],
+    layer: str = LAYER,
+    **fields: str,
+) -> Response:
+    with path.open("rb") as handle:
+        return writable.client.post(
+            f"/collections/{layer}/import",
+            files={"file": (path.name, handle.read())},
+            data=fields,
+            headers=headers,
+        )
+
+
+def test_http_import_of_each_format(
+    writable: Writable, import_keys: dict[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """GeoJSON, GeoPackage (EPSG:4549 in the file) and zipped Shapefile uploaded with an editor key are
+    imported: a JSON report per row, the features readable at once, history naming the key and comment."""
+    east, north = Transformer.from_crs(4326, 4549, always_xy=True).transform(120.86, 30.76)
+    geojson = _geojson(tmp_path / "web.geojson", [(_props("http_geojson"), [120.85, 30.75])])
+    gpkg = _table(tmp_path / "web.gpkg", "GPKG", [(_props("http_gpkg"), [east, north])], "EPSG:4549")
+    _table(tmp_path / "w.shp", "ESRI Shapefile", [(_props("http_shp"), [120.87, 30.77])], "EPSG:4326")
+    archive_path = tmp_path / "web.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        for part in tmp_path.glob("w.*"):
+            archive.write(part, part.name)
+    expected = {"http_geojson": [120.85, 30.75], "http_gpkg": [120.86, 30.76], "http_shp": [120.87, 30.77]}
+    for path, code in ((geojson, "http_geojson"), (gpkg, "http_gpkg"), (archive_path, "http_shp")):
+        response = _upload(writable, path, import_keys["editor"], comment="批量导入 batch")
+        assert response.status_code == 200, response.text
+        report = response.json()
+        assert report["applied"] is True and report["counts"] == {"created": 1}
+        assert report["rows"][0]["code"] == code
+        stored = _stored(writable, code)
+        assert stored["geometry"]["coordinates"] == pytest.approx(expected[code], abs=1e-6)
+    again = _upload(writable, geojson, import_keys["editor"])
+    assert again.json()["counts"] == {"unchanged": 1}
+    changed = _geojson(
+        tmp_path / "web.geojson", [(_props("http_geojson", name_zh="改名站"), [120.85, 30.75])]
+    )
+    updated = _upload(writable, changed, import_keys["editor"], comment="改名 rename")
+    assert updated.json()["counts"] == {"updated": 1}
+    with writable.engine.connect() as conn:
+        who, comment = conn.execute(
+            text(
+                "SELECT h.changed_by, h.comment FROM feature_history h JOIN features f ON f.id = h.feature_id"
+                " WHERE f.code = 'http_geojson'"
+            )
+        ).one()
+    assert (who, comment) == ("导入 editor", "改名 rename")
+
+
+def test_http_import_dry_run_and_datum(
+    writable: Writable, import_keys: dict[str, dict[str, str]], seeds: Seeds, tmp_path: Path
+) -> None:
+    """`dry_run=true` reports what would happen and changes nothing; a station drawn on AMap (GCJ-02) is
+    reported unchanged with `datum=gcj02`, and with `datum=wgs84` the report warns of GCJ-02."""
+    seed = seeds[LAYER][STATION]
+    shifted = list(wgs84_to_gcj02(*seed["geometry"]["coordinates"]))
+    path = _geojson(
+        tmp_path / "amap.geojson", [(seed["properties"], shifted), (_props("dry_http"), [120.8, 30.7])]
+    )
+    before = database_state(writable.engine)
+    right = _upload(writable, path, import_keys["editor"], datum="gcj02", dry_run="true").json()
+    assert right["applied"] is False and [r["outcome"] for r in right["rows"]] == ["unchanged", "created"]
+    assert right["warnings"] == []
+    wrong = _upload(writable, path, import_keys["editor"], datum="wgs84", dry_run="true").json()
+    assert [r["outcome"] for r in wrong["rows"]] == ["updated", "created"]
+    assert "gcj02" in wrong["warnings"][0]
+    assert database_state(writable.engine) == before
+
+
+def test_http_import_refusals_change_nothing(
+    writable: Writable,
+    import_keys: dict[str, dict[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every refused upload is a problem+json that says what to do, and the database is as it was."""
+    good = _geojson(tmp_path / "ok.geojson", [(_props("refused_new"), [120.8, 30.7])])
+    bad = _geojson(
+        tmp_path / "bad.geojson",
+        [(_props("refused_a"), [120.8, 30.7]), (_props("refused_b", status="done"), [120.8, 30.7])],
+    )
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("not a map", "utf-8")
+    empty = _geojson(tmp_path / "empty.geojson", [])
+    broken = tmp_path / "broken.geojson"
+    broken.write_text('{"type": "FeatureCollection", "features": [', "utf-8")
+    editor = import_keys["editor"]
+    before = database_state(writable.engine)
+    check_problem(_upload(writable, good, {}), 401, "key")
+    check_problem(_upload(writable, good, import_keys["reader"]), 403, "editor")
+    check_problem(_upload(writable, good, editor, layer="admin_boundaries"), 405, "reference data")
+    check_problem(_upload(writable, good, editor, layer="no_such_layer"), 404)
+    body = check_problem(_upload(writable, bad, editor), 400, "nothing imported", "row 2", "status")
+    assert [r["outcome"] for r in body["report"]["rows"]] == ["created", "invalid"]
+    check_problem(_upload(writable, good, editor, datum="mars"), 400, "datum")
+    check_problem(_upload(writable, good, editor, dry_run="maybe"), 400, "dry_run")
+    check_problem(_upload(writable, text_file, editor), 415, ".gpkg")
+    check_problem(_upload(writable, empty, editor), 400, "no features")
+    check_problem(_upload(writable, broken, editor), 400, "cannot read")
+    not_form = writable.client.post(f"/collections/{LAYER}/import", json={"type": "Feature"}, headers=editor)
+    check_problem(not_form, 415, "multipart")
+    no_file = writable.client.post(
+        f"/collections/{LAYER}/import", data={"datum": "wgs84"}, files={"other": ("x", b"y")}, headers=editor
+    )
+    check_problem(no_file, 400, "file")
+    monkeypatch.setattr(routes, "MAX_IMPORT_BYTES", 100)
+    check_problem(_upload(writable, good, editor), 413, "MB")
+    assert database_state(writable.engine) == before
