@@ -46,6 +46,7 @@ from geo_service.settings import Settings
 
 router = APIRouter()
 editor = require("editor")  # the one place write routes get their guard
+reader = require("reader")  # any valid key: used only to tell a key's holder who they are
 
 READ_METHODS = ["GET", "HEAD", "OPTIONS"]
 MAX_COMMENT = 2000
@@ -91,6 +92,12 @@ def _check_editable(layer: Layer, allowed: list[str]) -> None:
         )
         problem.headers = {"Allow": ", ".join(allowed)}
         raise problem
+
+
+@router.get("/auth/key", include_in_schema=False)
+async def key_info(caller: Caller = Depends(reader)) -> Response:
+    """Whose key this is and its role: the editor page checks a key with it before offering to save."""
+    return json_response({"name": caller.name, "role": caller.role}, "application/json")
 
 
 @router.options("/collections/{collection_id}/items", include_in_schema=False)

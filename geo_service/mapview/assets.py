@@ -74,6 +74,8 @@ CDN_FILES: dict[str, str] = {
 # Vendor files our own page elements load directly (not through a Folium URL).
 OWN_VENDOR_FILES: tuple[str, ...] = (
     "@fontsource-variable/noto-sans-sc/index.css",
+    "@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.js",
+    "@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css",
     "leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js",
 )
 

@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from geo_service.catalog import Catalog
 from geo_service.errors import NotFound
+from geo_service.mapview.editor import render_editor
 from geo_service.mapview.plan_layer import APP_CSS, CJK_FONT_CSS
 from geo_service.mapview.render import render_map
 from geo_service.mapview.templating import render
@@ -26,6 +27,14 @@ def map_index(catalog: Catalog = Depends(get_catalog)) -> HTMLResponse:
         stylesheets=[CJK_FONT_CSS, APP_CSS],
     )
     return HTMLResponse(html)
+
+
+@router.get("/editor", response_class=HTMLResponse, summary="编辑器 Editor")
+def editor_page(
+    catalog: Catalog = Depends(get_catalog), settings: Settings = Depends(get_settings)
+) -> HTMLResponse:
+    """The browser editor: draw, reshape, delete and describe features with an editor key."""
+    return HTMLResponse(render_editor(catalog, settings))
 
 
 @router.get("/maps/{map_id}", response_class=HTMLResponse, summary="地图 Map")

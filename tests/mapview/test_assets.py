@@ -82,8 +82,13 @@ def test_every_linked_file_is_served(static_client: TestClient, path: str) -> No
     assert response.content, path
 
 
+# A quoted url(...) is read whole, so that url(#id) references inside an inline SVG data URL are not taken
+# for files.
+_CSS_URL = re.compile(r"""url\(\s*(?:'([^']*)'|"([^"]*)"|([^)'"]*))\s*\)""")
+
+
 def _css_references(css: str) -> list[str]:
-    refs = [ref.strip("'\" ") for ref in re.findall(r"url\(([^)]*)\)", css)]
+    refs = ["".join(parts).strip() for parts in _CSS_URL.findall(css)]
     return [ref for ref in refs if ref and not ref.startswith(("data:", "#"))]
 
 
