@@ -172,3 +172,13 @@ def test_openapi_declares_the_writes(writable: Writable) -> None:
         [if_match] = [p for p in operation["parameters"] if p.get("name") == "If-Match"]
         assert if_match["required"] is False
     assert doc["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+
+
+def test_a_key_tells_whose_it_is(writable: Writable, tokens: dict[str, str], problem: Any) -> None:
+    """`GET /auth/key` (what the editor page asks) names the key and its role; without a key, or with a
+    revoked one, it is 401 like a write."""
+    for role in ("reader", "editor", "admin"):
+        answer = writable.client.get("/auth/key", headers=_auth(tokens[role]))
+        assert answer.status_code == 200 and answer.json() == {"name": f"test {role}", "role": role}
+    problem(writable.client.get("/auth/key"), 401, "key")
+    problem(writable.client.get("/auth/key", headers=_auth(tokens["revoked"])), 401, "not valid")
