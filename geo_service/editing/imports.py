@@ -25,7 +25,13 @@ from shapely.geometry import mapping
 from sqlalchemy import Engine, text
 
 from geo_service.catalog import Layer
-from geo_service.datum import convert_geometry, wgs84_to_bd09, wgs84_to_gcj02
+from geo_service.datum import (
+    bd09_to_wgs84,
+    convert_geometry,
+    gcj02_to_wgs84,
+    wgs84_to_bd09,
+    wgs84_to_gcj02,
+)
 from geo_service.editing.statements import RECORD_STATE, geometry_sql
 from geo_service.validation import Violation, geometry_violations, property_violations
 
@@ -194,6 +200,51 @@ def _without_nulls(properties: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in properties.items() if v is not None}
 
 
+def _boundary_warning(engine: Engine, rows: list[tuple[dict[str, Any], Any]]) -> list[str]:
+    """A warning when rows that lie outside the counties they claim would lie inside them as GCJ-02 (or
+    BD-09) coordinates converted to WGS 84: the file was probably drawn on such a web map."""
+    claims = [
+        (p["county"], g.point_on_surface())
+        for p, g in rows
+        if g is not None and isinstance(p.get("county"), list) and p["county"]
+    ]
+    if not claims:
+        return []
+    with engine.connect() as conn:
+        counties = {
+            row.adcode: shapely.from_wkb(bytes(row.wkb))
+            for row in conn.execute(
+                text(
+                    "SELECT properties->>'adcode' AS adcode, ST_AsBinary(geom) AS wkb FROM features"
+                    " WHERE layer_id = 'admin_boundaries' AND geom IS NOT NULL"
+                )
+            )
+        }
+
+    def outside(points: list[tuple[list[str], Any]]) -> int:
+        return sum(
+            1
+            for codes, point in points
+            if not any(code in counties and counties[code].intersects(point) for code in codes)
+        )
+
+    as_is = outside(claims)
+    if as_is == 0:
+        return []
+    for name, datum, inverse in (
+        ("GCJ-02 (AMap, Tencent)", "gcj02", gcj02_to_wgs84),
+        ("BD-09 (Baidu)", "bd09", bd09_to_wgs84),
+    ):
+        moved = [(codes, shapely.Point(inverse(point.x, point.y))) for codes, point in claims]
+        if outside(moved) == 0:
+            return [
+                f"{as_is} of {len(claims)} features lie outside the counties they claim, and all would lie "
+                f"inside them as {name} coordinates: if the file was drawn on that map, import it with "
+                f"--datum {datum}"
+            ]
+    return []
+
+
 def import_rows(
     engine: Engine,
     layer: Layer,
@@ -222,7 +273,7 @@ def import_rows(
             RowReport(index, code if isinstance(code, str) else None, outcome, [str(p) for p in problems])
         )
         checked.append((properties, None if shape_json is None else json.dumps(shape_json)))
-    warnings = _offset_warning(engine, layer, rows)
+    warnings = _offset_warning(engine, layer, rows) or _boundary_warning(engine, rows)
     invalid = any(r.outcome == "invalid" for r in reports)
     geometry = geometry_sql(layer)
     with engine.begin() as conn:

@@ -339,3 +339,46 @@ def test_http_import_refusals_change_nothing(
     monkeypatch.setattr(routes, "MAX_IMPORT_BYTES", 100)
     check_problem(_upload(writable, good, editor), 413, "MB")
     assert database_state(writable.engine) == before
+
+
+def test_new_features_offset_like_gcj02_from_their_counties_are_warned(
+    writable: Writable, catalog: Catalog, tmp_path: Path
+) -> None:
+    """New features (no stored code to compare with) drawn on AMap near the 嘉善 border and declared as
+    wgs84 lie outside the county they claim, and inside it once converted: the report names GCJ-02. The same
+    places in true WGS 84, or the AMap file declared as gcj02, bring no warning."""
+    layer = catalog.layers[LAYER]
+    with writable.engine.connect() as conn:
+        wkb = conn.execute(
+            text(
+                "SELECT ST_AsBinary(geom) FROM features"
+                " WHERE layer_id = 'admin_boundaries' AND properties->>'adcode' = '330421'"
+            )
+        ).scalar_one()
+    county = shapely.from_wkb(bytes(wkb))
+    west, south, east, north = county.bounds
+    near_border = [
+        (x, y)
+        for x in np.arange(west, east, 0.004)
+        for y in np.arange(south, north, 0.004)
+        if county.contains(shapely.Point(x, y)) and not county.contains(shapely.Point(wgs84_to_gcj02(x, y)))
+    ][::7][:5]
+    assert len(near_border) == 5
+    rows = [
+        (_props(f"border_{i}", county=["330421"]), [float(x), float(y)])
+        for i, (x, y) in enumerate(near_border)
+    ]
+    amap = _geojson(tmp_path / "amap_new.geojson", [(p, list(wgs84_to_gcj02(*xy))) for p, xy in rows])
+    true = _geojson(tmp_path / "true_new.geojson", rows)
+
+    def warnings(path: Path, datum: str) -> list[str]:
+        report = import_rows(
+            writable.engine, layer, read_rows(path, layer, datum), who="t", comment="t", dry_run=True
+        )
+        assert [r.outcome for r in report.rows] == ["created"] * 5
+        return report.warnings
+
+    [warning] = warnings(amap, "wgs84")
+    assert "5 of 5 features lie outside the counties they claim" in warning and "--datum gcj02" in warning
+    assert warnings(true, "wgs84") == []
+    assert warnings(amap, "gcj02") == []
