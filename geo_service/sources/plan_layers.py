@@ -35,6 +35,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
 from geo_service.catalog import COMMON_PROPERTIES, Layer
+from geo_service.sources import outlines
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,15 +46,35 @@ SEEDS = Path("layers/sources/seeds")
 CATALOG = Path("layers/catalog.yaml")
 ADMIN_BOUNDARIES = Path("layers/admin_boundaries.geojson")
 ZONE_OUTLINE = Path("layers/sources/demonstration_zone_outline.geojson")
+EXTRA_ITEMS = Path("layers/sources/extra_items.yaml")
+RESEARCH = Path("layers/sources/research.yaml")
 
 # Which gazetteer rows (by the short id before the first "_" of the code) go into which layer.
 LAYER_ROWS: dict[str, tuple[str, ...]] = {
-    "demonstration_zone": ("a01", "a02", "a03", "a06", "a07", "a08", "a09", "a10", "a11", "a12", "a13"),
-    "g60_platforms": ("b02", "b03", "b04", "b05", "b06", "b07", "b08"),
-    "strategic_platforms": ("e01", "e05", "e06", "e07", "e10", "e11", "e12", "e13"),
-    "road_projects": ("b01", "d01", "d02", "d03", "d04"),
+    "demonstration_zone": (
+        "a01",
+        "a02",
+        "a03",
+        "a04",
+        "a05",
+        "a06",
+        "a07",
+        "a08",
+        "a09",
+        "a10",
+        "a11",
+        "a12",
+        "a13",
+    ),
+    "g60_platforms": ("b02", "b03", "b04", "b05", "b06", "b07", "b08", "g10"),
+    "strategic_platforms": ("e01", "e05", "e06", "e07", "e10", "e11", "e12", "e13", "g08", "g09"),
+    "road_projects": ("b01", "d01", "d02", "d03", "d04", "g02"),
     "rail_lines": tuple(f"c{n}" for n in range(20, 33)),
     "rail_stations": tuple(f"c{n:02d}" for n in range(1, 12)) + tuple(f"c{n}" for n in range(40, 57)),
+    "hubs": ("e02", "e03", "e04", "e14", "e15", "e16", "g01"),
+    "ecology_culture": ("e08", "e09", "e18", "e19", "e20", "g05"),
+    "water_lines": ("e17", "e21", "e22", "g03", "g04"),
+    "central_city": ("e23", "e24", "e25", "e26", "e27", "g06", "g07"),
 }
 
 # Other names of an item, each as the gazetteer or its notes spell it; the build checks they occur there.
@@ -71,6 +92,19 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "c26": ("嘉湖铁路", "嘉湖高铁"),
     "c32": ("杭州机场高铁",),
     "d01": ("南浔至桐乡段及桐乡至德清联络线",),
+    "e09": ("运河湾国家湿地公园",),
+    "e14": ("嘉兴南湖机场",),
+    "e21": ("嘉兴市域外配水工程",),
+}
+
+# The name a project carries now where it was renamed after the plan, checked like the aliases.
+NAME_CURRENT: dict[str, str] = {
+    "c07": "嘉善北站",
+    "c08": "海盐站",
+    "c10": "海宁观潮站",
+    "c22": "嘉兴至枫南市域铁路",
+    "c25": "金山至平湖市域铁路",
+    "e14": "嘉兴南湖机场",
 }
 
 # Areas the gazetteer row or its notes state for the item (km²), with the text that states each; the
@@ -82,7 +116,77 @@ STATED_AREAS: dict[str, tuple[float, str]] = {
     "a07": (120.0, "~120 km²"),
     "a11": (16.5, "16.5 km²"),
     "b06": (45.0, "平湖 45 km²"),
+    "a04": (83.61, "83.61 km²"),
+    "a05": (74.49, "74.49 km²"),
+    "e09": (6.9648, "696.48 ha"),
+    "e18": (0.30, "30 ha"),
+    "e19": (1.12, "water 1.12 km²"),
 }
+
+
+@dataclass(frozen=True)
+class Band:
+    """A zone drawn as the part of an area on one side of a grid line placed to give its stated area.
+
+    The area is the union of counties, or the outline of another row (parent)."""
+
+    side: str
+    counties: tuple[str, ...] = ()
+    parent: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Remainder:
+    """A zone drawn as another row's outline (parent) less the outlines of its other parts."""
+
+    parent: str
+    minus: tuple[str, ...]
+    reason: str = ""
+
+
+# Zones whose outline follows from the towns or counties the sources say they cover.
+OUTLINES: dict[str, Band | Remainder] = {
+    "a03": Band(
+        "north",
+        counties=("330421",),
+        reason="西塘镇 and 姚庄镇 are the two towns along the northern border of 嘉善县 (with 吴江 and 青浦)",
+    ),
+    "a04": Band(
+        "west",
+        parent="a03",
+        reason="西塘镇 is the western and 姚庄镇 the eastern of the two towns of the pilot area",
+    ),
+    "a05": Remainder(
+        "a03",
+        ("a04",),
+        reason="姚庄镇 is the pilot area less 西塘镇 (it borders 上海金山区枫泾镇 to the east)",
+    ),
+}
+
+# Features drawn at exactly the same place, declared so (each group with why); the build fails on any other
+# coincidence and on a declared group that no longer coincides.
+CO_LOCATED: dict[str, tuple[str, ...]] = {
+    "the hub is the station": ("c01_jiaxing_south_stn", "g01_jiaxing_south_hub"),
+    "GeoNames 全塘 stands in for both": ("c40_stn", "e02_port_dushan"),
+    "GeoNames 乍浦 stands in for all three": ("c42_stn", "e03_port_zhapu", "e16_comprehensive_bonded_zone"),
+    "GeoNames 西塘桥 stands in for both": ("c44_stn", "e04_port_haiyan"),
+}
+
+# Features whose geometry leaves Jiaxing, with where: a short id and its text. The build fails when a
+# geometry leaves Jiaxing undeclared, or a declared one does not.
+OUTSIDE_JIAXING: dict[str, str] = {
+    "a01": "上海市青浦区 and 苏州市吴江区: the whole demonstration zone, of which 嘉善县 is the Jiaxing part",
+    "c22": "上海市金山区: the line ends at 枫南站 (c51_stn), whose estimated point lies across the border",
+    "c23": "上海市青浦区: the line runs on to 水乡客厅站 (c56_stn) north of the 太浦河",
+    "c24": "上海市青浦区: the proposal ran on to 水乡客厅 (c56_stn) north of the 太浦河",
+    "c51": "上海市金山区: the estimated point lies about 630 m across the border, within its estimated error",
+    "c56": "上海市青浦区: 水乡客厅站 lies north of the 太浦河, outside Jiaxing",
+    "d01": "湖州市南浔区: the line starts at 练市, where the Jiaxing section meets phase I",
+    "e21": "杭州市余杭区: the water intake at 仁和 and the first part of the pipeline",
+}
+# How far beyond the city outline a geometry may reach before it counts as outside (the outline's own error).
+OUTSIDE_TOLERANCE_M = 200.0
 
 # Polygon rows whose geometry is a whole county of layers/admin_boundaries.geojson.
 WHOLE_COUNTY: dict[str, str] = {"a02": "330421"}
@@ -147,6 +251,83 @@ def read_gazetteer(root: Path) -> dict[str, dict[str, str]]:
                 raise PlanLayerError(f"{row['code']}: short id {key} occurs twice in the gazetteer")
             rows[key] = row
     return rows
+
+
+GAZETTEER_FIELDS = (
+    "code", "group", "category", "name_zh", "name_en", "geom_kind", "lon", "lat", "wkt", "extent_note",
+    "county_adcode", "county_name", "status", "status_date", "source_title", "source_url", "source_datum",
+    "confidence", "est_error_m", "method",
+)  # fmt: skip
+# What a research entry may change in a row, and what it must give.
+RESEARCH_FIELDS = (
+    "lon", "lat", "wkt", "confidence", "est_error_m", "source_title", "source_url", "source_datum", "method",
+)  # fmt: skip
+RESEARCH_REQUIRED = ("confidence", "est_error_m", "source_title", "source_url", "method", "evidence")
+CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
+
+
+def read_extra_items(root: Path, known: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """Items the plan names beyond the gazetteer, as rows with the gazetteer's fields, keyed by short id."""
+    raw = yaml.safe_load((root / EXTRA_ITEMS).read_text(encoding="utf-8"))
+    rows: dict[str, dict[str, str]] = {}
+    for code, entry in raw.items():
+        unknown = set(entry) - set(GAZETTEER_FIELDS)
+        if unknown:
+            raise PlanLayerError(f"{EXTRA_ITEMS}: {code}: unknown fields {sorted(unknown)}")
+        row = {field: "" for field in GAZETTEER_FIELDS} | {k: str(v) for k, v in entry.items()}
+        row["code"] = code
+        row["group"] = row["group"] or "G"
+        key = short_id(code)
+        if key in known or key in rows:
+            raise PlanLayerError(f"{EXTRA_ITEMS}: short id {key} is already used")
+        rows[key] = row
+    return rows
+
+
+def read_research(root: Path, rows: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """Later location research by short id, each entry checked: sourced, and naming a known row."""
+    raw = yaml.safe_load((root / RESEARCH).read_text(encoding="utf-8")) or {}
+    research: dict[str, dict[str, str]] = {}
+    for code, entry in raw.items():
+        key = short_id(code)
+        if key not in rows or rows[key]["code"] != code:
+            raise PlanLayerError(f"{RESEARCH}: {code} is not a row of the gazetteer or the extra items")
+        unknown = set(entry) - set(RESEARCH_FIELDS) - {"evidence"}
+        missing = [f for f in RESEARCH_REQUIRED if not str(entry.get(f) or "").strip()]
+        if unknown or missing:
+            raise PlanLayerError(f"{RESEARCH}: {code}: unknown {sorted(unknown)}, missing {missing}")
+        if entry["confidence"] not in CONFIDENCE_RANK:
+            raise PlanLayerError(f"{RESEARCH}: {code}: unknown confidence {entry['confidence']!r}")
+        research[key] = {k: str(v) for k, v in entry.items()}
+    return research
+
+
+def researched(row: dict[str, str], entry: dict[str, str]) -> dict[str, str]:
+    """A row with a research entry applied: the new location and its source first, the earlier kept after."""
+    new = dict(row)
+    for field in RESEARCH_FIELDS:
+        if field in entry:
+            new[field] = entry[field]
+    if "wkt" not in entry and "lon" in entry:
+        new["wkt"] = f"POINT ({float(entry['lon']):.6f} {float(entry['lat']):.6f})"
+    for field in ("source_title", "source_url"):
+        if row[field].strip():
+            new[field] = f"{entry[field]} | {row[field]}"
+    earlier = representative_point(row)
+    where = f" at {earlier[0]:.6f}, {earlier[1]:.6f}" if earlier else ""
+    new["method"] = (
+        f"{sentence(entry['method'])} Evidence: {sentence(entry['evidence'])} Earlier (gazetteer, "
+        f"{row['confidence']} confidence{where}): {sentence(row['method'])}"
+    )
+    return new
+
+
+def iso_date(value: str) -> str | None:
+    """The first date of a status text (YYYY-MM-DD, YYYY-MM or YYYY), None when it has none."""
+    match = re.search(r"(?<!\d)(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?(?!\d)", value)
+    if not match:
+        return None
+    return "-".join(part for part in match.groups() if part)
 
 
 def read_plan_refs(root: Path) -> dict[str, PlanRef | None]:
@@ -309,6 +490,15 @@ class Projector:
             )
         )
 
+    def outside_m(self, area: BaseGeometry, geometry: BaseGeometry) -> float:
+        """How far (m, EPSG:4549) the farthest part of geometry lies outside area; 0 when inside."""
+        forward = self._forward.transform
+        area_m = shapely.transform(area, forward, interleaved=False)
+        outside = shapely.transform(geometry, forward, interleaved=False).difference(area_m)
+        if outside.is_empty:
+            return 0.0
+        return float(max(area_m.distance(Point(xy)) for xy in shapely.get_coordinates(outside)))
+
     def area_km2(self, geometry: BaseGeometry) -> float:
         """Area of a WGS 84 geometry in EPSG:4549, km²."""
         return float(shapely.transform(geometry, self._forward.transform, interleaved=False).area) / 1e6
@@ -338,13 +528,21 @@ class Builder:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.gazetteer = read_gazetteer(root)
+        self.gazetteer_confidence = {key: row["confidence"] for key, row in self.gazetteer.items()}
+        self.gazetteer |= read_extra_items(root, self.gazetteer)
+        self.research = read_research(root, self.gazetteer)
+        for key, entry in self.research.items():
+            self.gazetteer[key] = researched(self.gazetteer[key], entry)
         self.notes = (root / GAZETTEER_NOTES).read_text(encoding="utf-8")
         self.refs = read_plan_refs(root)
         self.layers = read_layers(root)
         self.counties = read_counties(root, self.gazetteer)
         self.outline = read_zone_outline(root)
         self.projector = Projector()
+        self.metric = outlines.Metric()
         self.validators: dict[str, Draft202012Validator] = {}
+        self.outline_cache: dict[str, BaseGeometry] = {}
+        self.city = shapely.union_all([county.geometry for county in self.counties.values()])
 
     # -- geometry ------------------------------------------------------------------------------------
 
@@ -374,6 +572,8 @@ class Builder:
             return self._zone_outline(row, method)
         if key in WHOLE_COUNTY:
             return self._whole_county(WHOLE_COUNTY[key], method)
+        if key in OUTLINES:
+            return self._outline_of(row, method)
         if isinstance(source, (Polygon, MultiPolygon)):
             return Built(polygons_of(source), self._accuracy(row), method)
         if isinstance(source, Point):
@@ -444,24 +644,87 @@ class Builder:
             f"boundary from {ADMIN_BOUNDARIES.as_posix()}, since the item is the whole county.",
         )
 
+    def _outline_geometry(self, key: str) -> BaseGeometry:
+        """The outline of a row listed in OUTLINES (parents first), in WGS 84."""
+        if key in self.outline_cache:
+            return self.outline_cache[key]
+        spec = OUTLINES[key]
+        if isinstance(spec, Band):
+            if spec.parent is not None:
+                area = self._outline_geometry(spec.parent)
+            else:
+                area = shapely.union_all([self.counties[c].geometry for c in spec.counties])
+            stated = STATED_AREAS.get(key)
+            if stated is None:
+                raise PlanLayerError(f"{key}: a band outline needs a stated area")
+            geometry, _ = outlines.band(self.metric, area, spec.side, stated[0])
+        else:
+            geometry = self._outline_geometry(spec.parent)
+            for other in spec.minus:
+                geometry = geometry.difference(self._outline_geometry(other))
+        self.outline_cache[key] = geometry
+        return geometry
+
+    def _outline_of(self, row: dict[str, str], method: str) -> Built:
+        key = short_id(row["code"])
+        spec = OUTLINES[key]
+        stated = STATED_AREAS.get(key)
+        area_text = f" of the stated {stated[1]}" if stated else ""
+        if isinstance(spec, Band):
+            within = (
+                f"the outline of {self.gazetteer[spec.parent]['code']}"
+                if spec.parent
+                else f"the {county_label(spec.counties, self.counties)} boundary of {ADMIN_BOUNDARIES}"
+            )
+            how = (
+                f"the {spec.side}ern part{area_text} of {within}, cut along a straight grid line "
+                f"({PROJECTED_CRS}) placed to give that area"
+            )
+        else:
+            others = ", ".join(self.gazetteer[k]["code"] for k in spec.minus)
+            how = f"the outline of {self.gazetteer[spec.parent]['code']} less {others}"
+        return Built(
+            polygons_of(self._outline_geometry(key)),
+            "schematic",
+            f"Representative point: {sentence(method)} Polygon: {how}, because {spec.reason}; the real "
+            "town boundaries are not in the sources, so the cut line is schematic.",
+        )
+
+    def _sized_disc(self, row: dict[str, str], point: Point, method: str) -> Built:
+        key = short_id(row["code"])
+        stated = STATED_AREAS[key]
+        claimed = [c for c in county_codes(row["county_adcode"]) if c in self.counties]
+        if not claimed:
+            raise PlanLayerError(f"{row['code']}: a zone with a stated area must claim a Jiaxing county")
+        clip = shapely.union_all([self.counties[c].geometry for c in claimed])
+        try:
+            geometry, radius = outlines.sized_disc(self.metric, point, clip, stated[0])
+        except outlines.OutlineError as error:
+            raise PlanLayerError(f"{row['code']}: {error}") from error
+        return Built(
+            polygons_of(geometry),
+            "schematic",
+            f"Representative point: {sentence(method)} Polygon: schematic disc around the point "
+            f"({point.x:.6f}, {point.y:.6f}), clipped to the {county_label(claimed, self.counties)} boundary "
+            f"of {ADMIN_BOUNDARIES.as_posix()}, its radius ({radius:.0f} m, {PROJECTED_CRS}) chosen so "
+            f"that the clipped area is the stated {stated[1]}; outline not yet digitised.",
+        )
+
     def _circle(self, row: dict[str, str], point: Point, method: str) -> Built:
         key = short_id(row["code"])
         claimed = county_codes(row["county_adcode"])
         jiaxing = [c for c in claimed if c in self.counties]
         outside = [c for c in claimed if c not in self.counties]
-        stated = STATED_AREAS.get(key)
-        if stated is not None:
-            radius = radius_for_area(stated[0])
-            size = f"of the stated {stated[0]:g} km² (radius {radius:.0f} m)"
-        else:
-            error = number_or_none(row["est_error_m"])
-            if error is None:
-                raise PlanLayerError(f"{row['code']}: no stated area and no est_error_m to size the circle")
-            radius = min(max(float(error) / 2, CIRCLE_RADIUS_MIN_M), CIRCLE_RADIUS_MAX_M)
-            size = (
-                f"of radius {radius:.0f} m (half the estimated error of {error} m, kept within "
-                f"{CIRCLE_RADIUS_MIN_M:.0f}–{CIRCLE_RADIUS_MAX_M:.0f} m; no area is stated)"
-            )
+        if key in STATED_AREAS and jiaxing:
+            return self._sized_disc(row, point, method)
+        error = number_or_none(row["est_error_m"])
+        if error is None:
+            raise PlanLayerError(f"{row['code']}: no stated area and no est_error_m to size the circle")
+        radius = min(max(float(error) / 2, CIRCLE_RADIUS_MIN_M), CIRCLE_RADIUS_MAX_M)
+        size = (
+            f"of radius {radius:.0f} m (half the estimated error of {error} m, kept within "
+            f"{CIRCLE_RADIUS_MIN_M:.0f}–{CIRCLE_RADIUS_MAX_M:.0f} m; no area is stated)"
+        )
         head = (
             f"Representative point: {sentence(method)} Polygon: schematic circle {size} around the "
             f"representative point ({point.x:.6f}, {point.y:.6f}), a {CIRCLE_VERTICES}-vertex polygon built "
@@ -515,6 +778,33 @@ class Builder:
             found.append(alias)
         return found
 
+    def name_current(self, row: dict[str, str]) -> str | None:
+        """The current official name of a renamed item, checked against the row and the notes."""
+        name = NAME_CURRENT.get(short_id(row["code"]))
+        if name is not None and name not in self.notes and not any(name in v for v in row.values()):
+            raise PlanLayerError(f"{row['code']}: current name {name!r} is not in the gazetteer or its notes")
+        return name
+
+    def co_located_with(self, code: str) -> list[str]:
+        """The other codes of the declared co-location groups a code belongs to."""
+        return sorted({c for group in CO_LOCATED.values() if code in group for c in group} - {code})
+
+    def outside_jiaxing(self, row: dict[str, str], built: Built) -> str | None:
+        """Where the geometry leaves Jiaxing, as declared; the build fails on an undeclared or false claim."""
+        declared = OUTSIDE_JIAXING.get(short_id(row["code"]))
+        if built.geometry is None:
+            if declared is not None:
+                raise PlanLayerError(f"{row['code']}: declared outside Jiaxing but has no geometry")
+            return None
+        reach = self.projector.outside_m(self.city, built.geometry)
+        if reach > OUTSIDE_TOLERANCE_M and declared is None:
+            raise PlanLayerError(
+                f"{row['code']}: the geometry reaches {reach:.0f} m beyond Jiaxing (see OUTSIDE_JIAXING)"
+            )
+        if reach <= OUTSIDE_TOLERANCE_M and declared is not None:
+            raise PlanLayerError(f"{row['code']}: declared outside Jiaxing but lies inside")
+        return declared
+
     def stated_area(self, row: dict[str, str]) -> float | None:
         """The area stated for a row, checked against its extent_note and the notes."""
         stated = STATED_AREAS.get(short_id(row["code"]))
@@ -543,7 +833,7 @@ class Builder:
             "name_en": row["name_en"],
             "category": row["category"],
             "status": row["status"],
-            "status_date": text_or_none(row["status_date"]),
+            "status_date": iso_date(row["status_date"]),
             "county": county_codes(row["county_adcode"]),
             "plan_section": ref.section if ref else None,
             "plan_text": ref.text if ref else None,
@@ -556,8 +846,13 @@ class Builder:
             "aliases": self.aliases(row),
             "note": note,
             "stated_area_km2": self.stated_area(row),
-            "gazetteer_confidence": text_or_none(row["confidence"]),
+            "gazetteer_confidence": text_or_none(self.gazetteer_confidence.get(short_id(code), "")),
             "source_datum": text_or_none(row["source_datum"]),
+            "location_confidence": text_or_none(row["confidence"]) if built.geometry is not None else None,
+            "name_current": self.name_current(row),
+            "status_note": text_or_none(row["status_date"]),
+            "co_located_with": self.co_located_with(code),
+            "outside_jiaxing": self.outside_jiaxing(row, built),
         }
         if list(properties)[: len(COMMON_PROPERTIES)] != list(COMMON_PROPERTIES):
             raise PlanLayerError(f"{code}: property order drifted from the common schema")
@@ -632,11 +927,27 @@ class Builder:
                 features.append(self.feature(layer, self.gazetteer[key]))
             features.sort(key=lambda f: f["properties"]["code"])
             result[layer_id] = {"type": "FeatureCollection", "features": features}
+        self._check_co_location(result)
         codes = {self.gazetteer[k]["code"] for k in used}
         unused = sorted(set(self.refs) - codes)
         if unused:
             raise PlanLayerError(f"{PLAN_REFS}: entries for codes that are not built: {unused}")
         return result
+
+    def _check_co_location(self, result: dict[str, dict[str, Any]]) -> None:
+        """Every set of features with identical geometry is a declared group, and every group still is one."""
+        by_geometry: dict[str, list[str]] = {}
+        for collection in result.values():
+            for feature in collection["features"]:
+                if feature["geometry"] is not None:
+                    key = json.dumps(feature["geometry"], sort_keys=True)
+                    by_geometry.setdefault(key, []).append(feature["properties"]["code"])
+        found = sorted(tuple(sorted(codes)) for codes in by_geometry.values() if len(codes) > 1)
+        declared = sorted(tuple(sorted(group)) for group in CO_LOCATED.values())
+        if found != declared:
+            missing = [g for g in found if g not in declared]
+            stale = [g for g in declared if g not in found]
+            raise PlanLayerError(f"co-location: undeclared {missing}; declared but not identical {stale}")
 
 
 def serialise(collection: dict[str, Any]) -> bytes:

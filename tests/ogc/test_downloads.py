@@ -178,6 +178,8 @@ def _normalise(value: Any, kind: str, fmt: str) -> Any:
         return None
     if fmt == "csv" and value == "":
         return None
+    if isinstance(value, np.datetime64):  # GDAL types a CSV column holding only dates as a date
+        return None if np.isnat(value) else str(np.datetime_as_string(value, unit="D"))
     if kind == "array":
         assert isinstance(value, str), f"a list property must be JSON text, got {value!r}"
         return json.loads(value)
