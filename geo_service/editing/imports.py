@@ -10,6 +10,7 @@ the likely datum.
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 from dataclasses import dataclass, field
@@ -115,6 +116,8 @@ def _value(raw_value: Any, schema: dict[str, Any]) -> Any:
         return None
     declared = schema.get("type")
     kinds = declared if isinstance(declared, list) else [declared]
+    if isinstance(raw_value, datetime.date) and "string" in kinds:  # GDAL types date-like text as dates
+        return raw_value.isoformat()
     if "array" in kinds and isinstance(raw_value, str):
         text_value = raw_value.strip()
         if text_value.startswith("["):
