@@ -104,6 +104,11 @@ def libpq_url(url: str) -> str:
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     conn.adapters.register_loader("text", RawText)
+    # Reads are many short statements at once, on a few cores: JIT compilation (tens of milliseconds, set off
+    # by the high cost estimates of PostGIS functions) and parallel workers (a seq scan split over workers
+    # looks cheaper than an index scan when every row calls ST_AsMVTGeom) only slow them down.
+    await conn.execute("SET jit = off")
+    await conn.execute("SET max_parallel_workers_per_gather = 0")
 
 
 def read_pool(url: str, settings: Settings) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
