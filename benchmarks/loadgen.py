@@ -6,7 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import math
+import os
+import shutil
+import subprocess
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -154,10 +159,16 @@ def _size(value: Any) -> int:
     return 0
 
 
+async def _configure(conn: AsyncConnection[Any]) -> None:
+    # the session settings of the service's read pool (geo_service.db.engine), so raw runs what it runs
+    await conn.execute("SET jit = off")
+    await conn.execute("SET max_parallel_workers_per_gather = 0")
+
+
 async def open_pool(conninfo: str, size: int) -> AsyncConnectionPool[AsyncConnection[Any]]:
     """A pool of `size` autocommit connections, all open."""
     pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-        conninfo, min_size=size, max_size=size, kwargs={"autocommit": True}, open=False
+        conninfo, min_size=size, max_size=size, kwargs={"autocommit": True}, open=False, configure=_configure
     )
     await pool.open(wait=True)
     return pool
@@ -183,3 +194,110 @@ async def run_sql(
         return True, sum(_size(v) for row in rows for v in row), None
 
     return await _drive(call, concurrency, duration, None)
+
+
+# -- wrk: a load generator in C, so that the client does not cap what the servers show ----------------------
+
+WRK_SCRIPT = """
+local paths = {%s}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", paths[(n - 1) %% #paths + 1], {["Accept-Encoding"] = "identity"})
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("SUMMARY %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status))
+  for i = 1, #latency do
+    local value, count = latency(i)
+    io.write(string.format("LATENCY %%d %%d\\n", value, count))
+  end
+end
+"""
+
+
+def wrk_path() -> str | None:
+    """The `wrk` executable, or None."""
+    return shutil.which("wrk")
+
+
+def ensure_wrk() -> str | None:
+    """`wrk`, installed with apt-get (Debian's package) when missing and this process may; None otherwise."""
+    if (found := wrk_path()) is not None:
+        return found
+    if shutil.which("apt-get") is None:
+        return None
+    command = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"]
+    if os.geteuid() != 0:
+        if shutil.which("sudo") is None:
+            return None
+        command = ["sudo", "-n", *command]
+    print("Installing wrk with apt-get …", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    done = subprocess.run(command, capture_output=True, env=env, check=False)
+    if done.returncode != 0:
+        print(f"Could not install wrk ({done.stderr.decode(errors='replace').strip()[-200:]}); using httpx.")
+    return wrk_path()
+
+
+def body_sizes(base_url: str, paths: Sequence[str]) -> float:
+    """Mean body size of the paths, each asked once (wrk counts headers too)."""
+    sizes = []
+    with httpx.Client(base_url=base_url, headers={"Accept-Encoding": "identity"}, timeout=120) as client:
+        for path in paths:
+            response = client.get(path)
+            if response.status_code in OK_STATUS:
+                sizes.append(len(response.content))
+    return sum(sizes) / len(sizes) if sizes else 0.0
+
+
+async def run_wrk(
+    wrk: str, base_url: str, paths: Sequence[str], concurrency: int, duration: float, pid: int | None
+) -> Sample:
+    """GET the paths in turn with wrk (`concurrency` keep-alive connections on up to two threads); the
+    latency of every request comes back as wrk's histogram, so rounds merge exactly."""
+    quoted = ", ".join(json.dumps(p) for p in paths)
+    mean_body = body_sizes(base_url, paths)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % quoted)
+    sample = Sample()
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(_sample_rss(pid, sample, stop)) if pid is not None else None
+    try:
+        process = await asyncio.create_subprocess_exec(
+            wrk,
+            f"-t{min(2, concurrency)}",
+            f"-c{concurrency}",
+            f"-d{max(1, round(duration))}s",
+            "--timeout",
+            "120s",
+            "-s",
+            script.name,
+            base_url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+    finally:
+        stop.set()
+        if sampler is not None:
+            await sampler
+        os.unlink(script.name)
+    total = failed = 0
+    for line in out.decode().splitlines():
+        fields = line.split()
+        if fields[:1] == ["SUMMARY"]:
+            total, micros, broken, status = map(int, fields[1:])
+            sample.elapsed = micros / 1e6
+            failed = broken + status
+        elif fields[:1] == ["LATENCY"]:
+            sample.latencies += [int(fields[1]) / 1e6] * int(fields[2])
+    if not total:
+        raise RuntimeError(f"wrk gave no results: {err.decode(errors='replace').strip()[-300:]}")
+    # wrk's histogram holds completed requests; socket errors are counted apart
+    sample.errors = failed
+    sample.bytes = round(mean_body * (len(sample.latencies) - min(failed, len(sample.latencies))))
+    if failed:
+        sample.first_error = f"wrk: {failed} failed requests (socket errors or HTTP status >= 400)"
+    return sample

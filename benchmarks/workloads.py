@@ -129,7 +129,7 @@ def build_workloads(data: Dataset) -> list[Workload]:
     """Every workload for the loaded rows, in the order they run."""
     layer, every = data.layer, ItemsFilter(data.layer.id)
     workloads: list[Workload] = []
-    for limit in (100, 1000):
+    for limit in (100, 1000, 10_000):  # 10,000 (the largest page) shows what a big page does to memory
         workloads.append(
             Workload(
                 f"items-{limit}",

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo_service.catalog import Catalog, load_catalog
 from geo_service.compression import install_compression
-from geo_service.db.engine import async_engine, database_url
+from geo_service.db.engine import async_engine, database_url, read_pool
 from geo_service.editing import history as editing_history
 from geo_service.editing import routes as editing_routes
 from geo_service.errors import PROBLEM_JSON, Problem
@@ -88,10 +88,16 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         # map assets: without them the maps are blank, so say so at once
         if missing := missing_assets():
             log.warning("%d map asset files are missing (e.g. %s): %s", len(missing), missing[0], SETUP_HINT)
-        # database pool: opened once, closed on shutdown
-        app.state.engine = async_engine(database_url(settings), settings)
-        yield
-        await app.state.engine.dispose()
+        # database pools, opened once and closed on shutdown: psycopg's for reads, SQLAlchemy's for writes
+        url = database_url(settings)
+        app.state.engine = async_engine(url, settings)
+        app.state.reads = read_pool(url, settings)
+        await app.state.reads.open(wait=False)
+        try:
+            yield
+        finally:
+            await app.state.reads.close()
+            await app.state.engine.dispose()
 
     app = FastAPI(
         title="Jiaxing plan GIS",

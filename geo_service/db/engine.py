@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -64,4 +72,56 @@ def async_engine(url: str, settings: Settings) -> AsyncEngine:
     # SQLAlchemy then discards the whole pool; connections are also renewed every half hour
     return create_async_engine(
         url, pool_size=settings.pool_size, max_overflow=settings.pool_size, pool_recycle=1800
+    )
+
+
+# -- the read path: psycopg's own pool ----------------------------------------------------------------------
+# Reads (pages, features, tiles) skip SQLAlchemy: one autocommit statement per request on a psycopg pool, so a
+# request costs one round trip and no transaction (no BEGIN, no ROLLBACK on return). Repeated statements are
+# prepared by psycopg after their second execution. Writes keep the SQLAlchemy engine.
+
+# `:name` placeholders as SQLAlchemy's text() reads them (not `::cast`, not `\:`), so one SQL text serves both
+_PLACEHOLDER = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
+
+
+class RawText(Loader):
+    """Loads `text` values as the bytes PostgreSQL sent: a page is relayed, never decoded and re-encoded."""
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
+
+
+@lru_cache(maxsize=512)
+def pyformat(sql: str) -> str:
+    """SQL with `:name` placeholders in psycopg's `%(name)s` style (`%` doubled, `\\:` unescaped)."""
+    return _PLACEHOLDER.sub(r"%(\1)s", sql.replace("%", "%%")).replace("\\:", ":")
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy URL as libpq reads it (no `+driver`)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    conn.adapters.register_loader("text", RawText)
+    # Reads are many short statements at once, on a few cores: JIT compilation (tens of milliseconds, set off
+    # by the high cost estimates of PostGIS functions) and parallel workers (a seq scan split over workers
+    # looks cheaper than an index scan when every row calls ST_AsMVTGeom) only slow them down.
+    await conn.execute("SET jit = off")
+    await conn.execute("SET max_parallel_workers_per_gather = 0")
+
+
+def read_pool(url: str, settings: Settings) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+    """The service's pool for reads: up to twice `pool_size` connections (as the engine's pool plus its
+    overflow), autocommit, kept for half an hour. Opened by the app's lifespan."""
+    return AsyncConnectionPool(
+        libpq_url(url),
+        min_size=1,
+        max_size=2 * settings.pool_size,
+        max_idle=600,
+        max_lifetime=1800,
+        kwargs={"autocommit": True, "prepare_threshold": 2},
+        configure=_configure,
+        open=False,
+        name="reads",
     )

@@ -18,6 +18,7 @@ from datetime import date, datetime
 from typing import Any
 
 import cql2
+import psycopg
 import shapely.geometry
 from shapely.validation import explain_validity
 from sqlalchemy.exc import DBAPIError
@@ -145,10 +146,11 @@ def filter_errors(filtered: bool) -> Iterator[None]:
     overflow, say) is the client's 400, not the server's 500."""
     try:
         yield
-    except DBAPIError as exc:
-        state = getattr(exc.orig, "sqlstate", None) or ""
+    except (DBAPIError, psycopg.Error) as exc:
+        error = exc.orig if isinstance(exc, DBAPIError) else exc  # SQLAlchemy wraps psycopg's error
+        state = getattr(error, "sqlstate", None) or ""
         if filtered and state.startswith("22"):
-            diag = getattr(exc.orig, "diag", None)
+            diag = getattr(error, "diag", None)
             reason = getattr(diag, "message_primary", None) or "data error"
             raise _problem(f"filter cannot be evaluated on this collection: {reason}.") from None
         raise

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import psycopg
 from fastapi import Request
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -34,6 +38,12 @@ async def get_engine(request: Request) -> AsyncEngine:
     """The database pool opened by the app's lifespan."""
     engine: AsyncEngine = request.app.state.engine
     return engine
+
+
+async def get_reads(request: Request) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+    """The read pool opened by the app's lifespan (psycopg's own: pages, features, tiles)."""
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = request.app.state.reads
+    return pool
 
 
 async def get_layer(collection_id: str, request: Request) -> Layer:
@@ -76,3 +86,21 @@ async def layer_state(conn: AsyncConnection, layer: Layer) -> LayerState:
     if row is None:
         raise NotFound(f"Collection {layer.id!r} is declared but not loaded yet; run `jxplan load`.")
     return LayerState(row.version, row.feature_count, row.updated_at)
+
+
+def parse_layer_state(layer: Layer, state: bytes | str | None) -> LayerState:
+    """The layer's state from `LAYER_STATE_SQL`'s JSON array; 404 if the layer was never loaded."""
+    if state is None:
+        raise NotFound(f"Collection {layer.id!r} is declared but not loaded yet; run `jxplan load`.")
+    version, count, updated_at = json.loads(state)
+    return LayerState(version, count, datetime.fromisoformat(updated_at))
+
+
+async def read_layer_state(conn: psycopg.AsyncConnection[Any], layer: Layer) -> LayerState:
+    """The layer's current state through the read pool (for conditional requests, before the work)."""
+    cur = await conn.execute(
+        "SELECT json_build_array(version, feature_count, updated_at)::text FROM layers WHERE id = %s",
+        (layer.id,),
+    )
+    row = await cur.fetchone()
+    return parse_layer_state(layer, None if row is None else row[0])

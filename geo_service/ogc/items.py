@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from geo_service.catalog import Layer
@@ -19,7 +21,17 @@ from geo_service.ogc.counts import MatchedCounts
 from geo_service.ogc.cql import combine, equality_predicate, filter_errors, parse_filter
 from geo_service.ogc.crs import CRS, content_crs, parse_crs
 from geo_service.ogc.cursor import decode_cursor, encode_cursor
-from geo_service.ogc.dependencies import get_engine, get_layer, get_settings, layer_state, parse_feature_id
+from geo_service.ogc.dependencies import (
+    LayerState,
+    get_engine,
+    get_layer,
+    get_reads,
+    get_settings,
+    layer_state,
+    parse_feature_id,
+    parse_layer_state,
+    read_layer_state,
+)
 from geo_service.ogc.fields import SortKey, layer_fields, parse_properties, parse_sortby
 from geo_service.ogc.html import render
 from geo_service.ogc.links import base_url, link, url
@@ -28,16 +40,25 @@ from geo_service.ogc.openapi import FEATURE_PARAMETERS, ITEMS_PARAMETERS
 from geo_service.ogc.parameters import parse_bbox, parse_datetime, parse_limit, reject_unknown
 from geo_service.ogc.query import (
     CHUNK,
+    CountUnless,
     ItemsFilter,
     download_statement,
-    feature_statement,
+    feature_sql,
     feature_version_statement,
-    page_statement,
+    page_sql,
 )
 from geo_service.ogc.responses import cache_headers, etag_for, feature_etag, not_modified
 from geo_service.settings import Settings
 
 router = APIRouter()
+
+FEATURES_START = b'{"type":"FeatureCollection","features":['
+
+
+def _conditional(request: Request) -> bool:
+    """Whether the request carries a validator (then the layer state is read before the work)."""
+    headers = request.headers
+    return "if-none-match" in headers or "if-modified-since" in headers
 
 
 def _format_links(
@@ -176,53 +197,65 @@ async def items(
     params = request.query_params
     filter_, crs, after, fingerprint = query.filter, query.crs, query.after, query.fingerprint
 
-    conn = await engine.connect()
-    try:
-        # one snapshot for the layer state and the page, so numberMatched and the page agree
-        await conn.execution_options(isolation_level="REPEATABLE READ")
-        state = await layer_state(conn, layer)
-        etag = etag_for(
+    pool = request.app.state.reads
+    counts: MatchedCounts = request.app.state.matched_counts
+    count: bool | CountUnless = False
+    if filter_.is_filtered:  # counted in the page's statement, unless the count of this version is known
+        recent = counts.latest(layer.id, filter_.fingerprint())
+        count = CountUnless(None if recent is None else recent[0], settings.exact_count_threshold)
+    sql, values = page_sql(
+        filter_,
+        after=after,
+        limit=query.limit,
+        count=count,
+        crs=crs,
+        sort=query.sort,
+        drop=query.drop,
+        state=True,
+    ).psycopg()
+
+    def etag_of(state: LayerState) -> str:
+        return etag_for(
             "items", layer.id, state.version, fmt, sorted(params.multi_items()), str(request.base_url)
         )
-        if (cached := not_modified(request, etag, state.updated_at)) is not None:
-            await conn.close()
-            return cached
-        counts: MatchedCounts = request.app.state.matched_counts
-        known = counts.get(layer.id, state.version, filter_.fingerprint()) if filter_.is_filtered else None
-        count_here = (
-            filter_.is_filtered and known is None and state.feature_count <= settings.exact_count_threshold
-        )
-        statement = page_statement(
-            filter_,
-            after=after,
-            limit=query.limit,
-            count=count_here,
-            crs=crs,
-            sort=query.sort,
-            drop=query.drop,
-        )
+
+    conn = await pool.getconn()
+    stream: AsyncIterator[tuple[int, bytes]] | None = None
+    try:
+        if _conditional(request):  # the validators first, so a 304 costs no page
+            held = await read_layer_state(conn, layer)
+            if (cached := not_modified(request, etag_of(held), held.updated_at)) is not None:
+                await pool.putconn(conn)
+                return cached
         with filter_errors(filter_.predicate is not None):
             if query.limit > CHUNK:
-                # a server-side cursor: the page arrives in chunks, so a big page never sits whole in memory
-                result = await conn.stream(statement)
-                first = await result.fetchone()
-                buffered = None
-            else:  # one chunk and the page's end: a plain query saves the cursor's round trips
-                buffered = list(await conn.execute(statement))
+                # streamed row by row (each row a chunk of features): a big page never sits whole in memory
+                stream = conn.cursor().stream(sql, values)
+                buffered: list[tuple[int, bytes]] = [await anext(stream)]
+            else:  # one chunk and the page's end
+                buffered = await (await conn.execute(sql, values)).fetchall()
+        state = parse_layer_state(layer, buffered[0][1])
     except BaseException:
-        await conn.close()
+        if stream is not None:
+            await stream.aclose()  # type: ignore[attr-defined]
+        await pool.putconn(conn)
         raise
+    etag = etag_of(state)
+    known = recent[1] if filter_.is_filtered and recent is not None and recent[0] == state.version else None
 
-    async def pieces() -> AsyncIterator[tuple[int, str]]:
-        """The page's rows from the first on: (0, chunk of features)…, then (1, the page's end)."""
-        if buffered is not None:
-            for piece in buffered:
-                yield piece.part, piece.body
-            return
-        row = first
-        while row is not None:
-            yield row.part, row.body
-            row = await result.fetchone()
+    async def release() -> None:
+        if stream is not None:
+            await stream.aclose()  # type: ignore[attr-defined]
+        await pool.putconn(conn)
+
+    async def pieces() -> AsyncIterator[tuple[int, bytes]]:
+        """The page's rows after the state: (0, chunk of features)…, then (1, the page's end)."""
+        with filter_errors(filter_.predicate is not None):
+            for piece in buffered[1:]:
+                yield piece
+            if stream is not None:
+                async for piece in stream:
+                    yield piece
 
     def closing_links(end: dict[str, Any]) -> list[dict[str, str]]:
         path = f"/collections/{layer.id}/items"
@@ -266,9 +299,9 @@ async def items(
         try:
             parts = [(part, body) async for part, body in pieces()]
         finally:
-            await conn.close()
+            await release()
         end = json.loads(parts[-1][1])
-        features = json.loads("[" + ",".join(body for part, body in parts if part == 0) + "]")
+        features = json.loads(b"[" + b",".join(body for part, body in parts if part == 0) + b"]")
         start = 1 if after is None else None
         return render(
             request,
@@ -285,30 +318,39 @@ async def items(
             base=base_url(request, settings),
         )
 
+    def tail(end: dict[str, Any]) -> bytes:
+        """The members after the features, which depend on how the page ended."""
+        members: dict[str, Any] = {}
+        if (matched := matched_of(end)) is not None:
+            members["numberMatched"] = matched
+        members |= {
+            "numberReturned": end["returned"],
+            "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "links": closing_links(end),
+        }
+        return b"]," + json.dumps(members, ensure_ascii=False, separators=(",", ":"))[1:].encode()
+
+    headers["Content-Crs"] = content_crs(crs)
+    if stream is None:  # the whole page is here: one plain response with its length
+        await pool.putconn(conn)
+        chunks = [body for part, body in buffered[1:] if part == 0]
+        content = FEATURES_START + b",".join(chunks) + tail(json.loads(buffered[-1][1]))
+        return Response(content=content, media_type=GEOJSON, headers=headers)
+
     async def body() -> AsyncIterator[bytes]:
         # the features first, then the members that depend on how the page ended
         try:
-            yield b'{"type":"FeatureCollection","features":['
+            yield FEATURES_START
             separator = b""
             async for part, text_ in pieces():
                 if part == 0:
-                    yield separator + text_.encode()
+                    yield separator + text_
                     separator = b","
-                    continue
-                end = json.loads(text_)
-                tail: dict[str, Any] = {}
-                if (matched := matched_of(end)) is not None:
-                    tail["numberMatched"] = matched
-                tail |= {
-                    "numberReturned": end["returned"],
-                    "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-                    "links": closing_links(end),
-                }
-                yield b"]," + json.dumps(tail, ensure_ascii=False, separators=(",", ":"))[1:].encode()
+                else:
+                    yield tail(json.loads(text_))
         finally:
-            await conn.close()
+            await release()
 
-    headers["Content-Crs"] = content_crs(crs)
     return StreamingResponse(body(), media_type=GEOJSON, headers=headers)
 
 
@@ -335,6 +377,7 @@ async def feature(
     layer: Layer = Depends(get_layer),
     settings: Settings = Depends(get_settings),
     engine: AsyncEngine = Depends(get_engine),
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = Depends(get_reads),
 ) -> Response:
     """One feature, with links to itself and its collection."""
     reject_unknown(request.query_params, FEATURE_PARAMETERS)
@@ -346,21 +389,25 @@ async def feature(
     requested = request.query_params.get("version")
     if requested is not None:
         return await _feature_version(engine, layer, fid, requested)
-    async with engine.connect() as conn:
-        row = (await conn.execute(feature_statement(layer.id, fid, crs, drop))).first()
+    sql, values = feature_sql(layer.id, fid, crs, drop).psycopg()
+    async with pool.connection() as conn:
+        row = await (await conn.execute(sql, values)).fetchone()
     if row is None:
         raise NotFound(f"No feature {feature_id} in collection {layer.id}.")
+    feature_text: bytes = row[0]
+    version: int = row[1]
+    updated_at: datetime = row[2]
     etag = feature_etag(
         fid,
-        row.version,
+        version,
         layer.id,
         fmt,
         sorted(request.query_params.multi_items()),
         str(request.base_url),
     )
-    if (cached := not_modified(request, etag, row.updated_at)) is not None:
+    if (cached := not_modified(request, etag, updated_at)) is not None:
         return cached
-    headers = cache_headers(etag, row.updated_at)
+    headers = cache_headers(etag, updated_at)
     path = f"/collections/{layer.id}/items/{feature_id}"
     links = _format_links(
         request,
@@ -376,7 +423,7 @@ async def feature(
         )
     )
     if fmt == HTML:
-        doc = json.loads(row.feature)
+        doc = json.loads(feature_text)
         titles = {k: v.get("title", k) for k, v in layer.json_schema["properties"].items()}
         return render(
             request,
@@ -384,13 +431,13 @@ async def feature(
             headers=headers,
             feature=doc,
             links=links,
-            version=row.version,
+            version=version,
             collection_id=layer.id,
             layer_title=str(layer.title),
             titles=titles,
             title=doc["properties"].get("name_zh", feature_id),
             base=base_url(request, settings),
         )
-    body = row.feature[:-1] + ',"links":' + json.dumps(links, ensure_ascii=False) + "}"
+    body = feature_text[:-1] + b',"links":' + json.dumps(links, ensure_ascii=False).encode() + b"}"
     headers["Content-Crs"] = content_crs(crs)
     return Response(content=body, media_type=GEOJSON, headers=headers)

@@ -12,12 +12,46 @@ from typing import Any
 
 from sqlalchemy import TextClause, text
 
+from geo_service.db.engine import pyformat
 from geo_service.ogc.cql import Predicate
 from geo_service.ogc.crs import CRS, CRS84_CRS
 from geo_service.ogc.fields import SortKey
 from geo_service.ogc.parameters import BBox
 
 CHUNK = 500  # features per streamed piece of a page
+
+
+@dataclass(frozen=True)
+class Sql:
+    """A statement with `:name` placeholders and its values: a SQLAlchemy `text()` clause for the engine, or
+    psycopg's form for the read pool (the same SQL either way)."""
+
+    sql: str
+    params: dict[str, Any]
+
+    def clause(self) -> TextClause:
+        """For SQLAlchemy."""
+        return text(self.sql).bindparams(**self.params)
+
+    def psycopg(self) -> tuple[str, dict[str, Any]]:
+        """For psycopg: `%(name)s` placeholders (the conversion of each SQL text is cached)."""
+        return pyformat(self.sql), self.params
+
+
+@dataclass(frozen=True)
+class CountUnless:
+    """Count the matches inside the page's statement unless the layer is still at `known_version` (whose
+    count the caller has) or holds more than `threshold` features (then the count is left out)."""
+
+    known_version: int | None
+    threshold: int
+
+
+# the layer's state (version, feature count, time of last change) as a JSON array, in the page's snapshot
+LAYER_STATE_SQL = (
+    "(SELECT json_build_array(l.version, l.feature_count, l.updated_at)"
+    " FROM layers l WHERE l.id = :layer_id)::text"
+)
 
 
 def feature_json(crs: CRS, *, drop_properties: bool = False) -> str:
@@ -127,12 +161,29 @@ def page_statement(
     sort: tuple[SortKey, ...] = (),
     drop: list[str] | None = None,
 ) -> TextClause:
-    """One statement for a page, returned as rows so a big page streams in pieces: first the features as
+    """`page_sql` as a SQLAlchemy clause (without the layer's state)."""
+    return page_sql(filter_, after=after, limit=limit, count=count, crs=crs, sort=sort, drop=drop).clause()
+
+
+def page_sql(
+    filter_: ItemsFilter,
+    *,
+    after: list[Any] | None,
+    limit: int,
+    count: bool | CountUnless,
+    crs: CRS = CRS84_CRS,
+    sort: tuple[SortKey, ...] = (),
+    drop: list[str] | None = None,
+    state: bool = False,
+) -> Sql:
+    """One statement for a page, returned as rows so a big page streams in pieces: with `state`, first the
+    layer's state (part -1, LAYER_STATE_SQL; NULL when the layer is not loaded), then the features as
     GeoJSON text in chunks of CHUNK features (part 0, in page order), then one row (part 1) saying whether
     more follow, where the page ends (the last row's sort values and id, for the next cursor), how many
-    were returned and the count if asked.
+    were returned and the count if asked (or as `CountUnless` says).
 
-    One extra row is fetched to learn whether a next page exists without counting.
+    One extra row is fetched to learn whether a next page exists without counting. The state and the page
+    come from one statement, hence one snapshot: numberMatched, the ETag and the page agree.
     """
     where = _where(filter_)
     base = where.sql()
@@ -140,6 +191,15 @@ def page_statement(
     params = dict(where.params)
     page_where = base + (f" AND {order.after(after, params)}" if after is not None else "")
     matched = f"(SELECT count(*) FROM features f WHERE {base})" if count else "NULL::bigint"
+    if isinstance(count, CountUnless):
+        matched = (
+            "CASE WHEN (SELECT l.version FROM layers l WHERE l.id = :layer_id) IS DISTINCT FROM"
+            " CAST(:known_version AS bigint) AND"
+            f" (SELECT l.feature_count FROM layers l WHERE l.id = :layer_id) <= :count_threshold"
+            f" THEN {matched} END"
+        )
+        params |= {"known_version": count.known_version, "count_threshold": count.threshold}
+    head = f"SELECT -1 AS part, 0 AS chunk, {LAYER_STATE_SQL} AS body UNION ALL " if state else ""
     keys = "".join(f", {key.field.sort_sql} AS k{i}" for i, key in enumerate(sort))
     key_columns = "".join(f"k{i}, " for i in range(len(sort)))
     shown_order = order.clause(lambda i: f"f.k{i}")
@@ -156,7 +216,7 @@ def page_statement(
             SELECT f.*, row_number() OVER ({shown_order}) AS rn FROM shown f
         )
         SELECT part, body FROM (
-            SELECT 0 AS part, (f.rn - 1) / {CHUNK} AS chunk,
+            {head}SELECT 0 AS part, (f.rn - 1) / {CHUNK} AS chunk,
                    string_agg({feature}, ',' ORDER BY f.rn) AS body
             FROM numbered f GROUP BY 2
             UNION ALL
@@ -171,7 +231,7 @@ def page_statement(
     params |= {"fetch": limit + 1, "limit": limit}
     if drop is not None:
         params["drop"] = drop
-    return text(sql).bindparams(**params)
+    return Sql(sql, params)
 
 
 def download_statement(
@@ -197,12 +257,20 @@ def download_statement(
 def feature_statement(
     layer_id: str, feature_id: int, crs: CRS = CRS84_CRS, drop: list[str] | None = None
 ) -> TextClause:
+    """`feature_sql` as a SQLAlchemy clause."""
+    return feature_sql(layer_id, feature_id, crs, drop).clause()
+
+
+def feature_sql(layer_id: str, feature_id: int, crs: CRS = CRS84_CRS, drop: list[str] | None = None) -> Sql:
     """One feature as GeoJSON text, with its version and time of last change."""
-    statement = text(
+    params: dict[str, Any] = {"layer_id": layer_id, "id": feature_id}
+    if drop is not None:
+        params["drop"] = drop
+    return Sql(
         f"SELECT {feature_json(crs, drop_properties=drop is not None)} AS feature, f.version, f.updated_at"
-        " FROM features f WHERE f.layer_id = :layer_id AND f.id = :id"
-    ).bindparams(layer_id=layer_id, id=feature_id)
-    return statement.bindparams(drop=drop) if drop is not None else statement
+        " FROM features f WHERE f.layer_id = :layer_id AND f.id = :id",
+        params,
+    )
 
 
 # Every version of one feature (bound :layer and :id): the states history kept, and the current row.

@@ -10,23 +10,26 @@ is 204. Tileset metadata, TileJSON 3.0 and the tile matrix set definition (from 
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 import morecantile
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from geo_service.catalog import Catalog, Layer
 from geo_service.errors import InvalidParameter, NotFound
-from geo_service.ogc.dependencies import get_catalog, get_engine, get_layer, get_settings, layer_state
+from geo_service.ogc.dependencies import get_catalog, get_layer, get_reads, get_settings
 from geo_service.ogc.fields import layer_fields
 from geo_service.ogc.links import link, url
 from geo_service.ogc.negotiation import JSON, negotiate
 from geo_service.ogc.parameters import reject_unknown
+from geo_service.ogc.query import Sql
 from geo_service.ogc.responses import cache_headers, etag_for, json_response, not_modified
 from geo_service.settings import Settings
 
@@ -92,51 +95,83 @@ def _layer_select(layer: Layer, index: int) -> str:
                    ST_AsMVTGeom({geometry}, b.envelope, {EXTENT}, {BUFFER}, true) AS geom
             FROM features f, bounds b
             WHERE f.layer_id = :name{index} AND f.geom && b.search
+            OFFSET 0
         ) t WHERE t.geom IS NOT NULL)
     """
 
 
-def tile_statement(layers: list[Layer], z: int, x: int, y: int) -> Any:
-    """One statement giving the tile's bytes: the named layers' MVT layers, concatenated."""
+# the layers' states (id, version, time of last change), as JSON text, in the statement's snapshot
+STATES_SQL = (
+    "(SELECT json_agg(json_build_array(l.id, l.version, l.updated_at))"
+    " FROM layers l WHERE l.id = ANY(CAST(:layer_ids AS text[])))::text"
+)
+
+
+def tile_sql(layers: list[Layer], z: int, x: int, y: int, *, state: bool = False) -> Sql:
+    """One statement giving the tile's bytes (`tile`): the named layers' MVT layers, concatenated; with
+    `state`, also the layers' states (`states`, STATES_SQL), so that one round trip gives tile and ETag."""
     margin = BUFFER / EXTENT
     parts = " || ".join(_layer_select(layer, i) for i, layer in enumerate(layers))
+    states = f"{STATES_SQL} AS states, " if state else ""
     sql = f"""
         WITH bounds AS (
             SELECT ST_TileEnvelope(:z, :x, :y) AS envelope,
                    ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {margin}), 4326) AS search
         )
-        SELECT {parts} AS tile
+        SELECT {states}{parts} AS tile
     """
     pixel = 2 * math.pi * 6378137 / 2**z / 1024
     names = {f"name{i}": layer.id for i, layer in enumerate(layers)}
     params: dict[str, Any] = {"z": z, "x": x, "y": y, **names}
     if ":pixel" in sql:
         params["pixel"] = pixel
-    return text(sql).bindparams(**params)
+    if state:
+        params["layer_ids"] = [layer.id for layer in layers]
+    return Sql(sql, params)
 
 
-async def _versions(conn: AsyncConnection, layers: list[Layer]) -> tuple[str, Any]:
-    states = [await layer_state(conn, layer) for layer in layers]
-    versions = ",".join(f"{layer.id}:{s.version}" for layer, s in zip(layers, states, strict=True))
-    return versions, max(s.updated_at for s in states)
+def tile_statement(layers: list[Layer], z: int, x: int, y: int) -> Any:
+    """`tile_sql` as a SQLAlchemy clause (the tile alone)."""
+    return tile_sql(layers, z, x, y).clause()
+
+
+def _versions(layers: list[Layer], states: bytes | str | None) -> tuple[str, datetime]:
+    """The layers' versions as one text, and their latest change; 404 if one was never loaded."""
+    found = {row[0]: (row[1], datetime.fromisoformat(row[2])) for row in json.loads(states or "[]")}
+    for layer in layers:
+        if layer.id not in found:
+            raise NotFound(f"Collection {layer.id!r} is declared but not loaded yet; run `jxplan load`.")
+    versions = ",".join(f"{layer.id}:{found[layer.id][0]}" for layer in layers)
+    return versions, max(found[layer.id][1] for layer in layers)
+
+
+Pool = AsyncConnectionPool[AsyncConnection[Any]]
 
 
 async def _tile_response(
-    request: Request, engine: AsyncEngine, layers: list[Layer], z: int, x: int, y: int
+    request: Request, pool: Pool, layers: list[Layer], z: int, x: int, y: int
 ) -> Response:
     reject_unknown(request.query_params, [])
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="REPEATABLE READ")
-        versions, updated = await _versions(conn, layers)
-        etag = etag_for("tile", versions, z, x, y)
-        if (cached := not_modified(request, etag, updated)) is not None:
-            return cached
-        tile = (await conn.execute(tile_statement(layers, z, x, y))).scalar_one()
-        await conn.rollback()
+    conditional = "if-none-match" in request.headers or "if-modified-since" in request.headers
+    async with pool.connection() as conn:
+        if conditional:  # the validators first, so a 304 costs no tile
+            ids = [layer.id for layer in layers]
+            cur = await conn.execute(*Sql(f"SELECT {STATES_SQL}", {"layer_ids": ids}).psycopg())
+            row = await cur.fetchone()
+            versions, updated = _versions(layers, None if row is None else row[0])
+            etag = etag_for("tile", versions, z, x, y)
+            if (cached := not_modified(request, etag, updated)) is not None:
+                return cached
+        cur = await conn.execute(*tile_sql(layers, z, x, y, state=True).psycopg())
+        row = await cur.fetchone()
+    assert row is not None  # a SELECT without FROM gives one row
+    states, tile = row
+    versions, updated = _versions(layers, states)
+    etag = etag_for("tile", versions, z, x, y)
     headers = cache_headers(etag, updated)
     if not tile:
         return Response(status_code=204, headers=headers)
-    return Response(content=bytes(tile), media_type=MVT, headers=headers)
+    return Response(content=tile, media_type=MVT, headers=headers)
 
 
 @router.get("/collections/{collection_id}/tiles/{tms_id}/{z}/{row}/{col}", include_in_schema=False)
@@ -147,11 +182,11 @@ async def collection_tile(
     col: str,
     request: Request,
     layer: Layer = Depends(get_layer),
-    engine: AsyncEngine = Depends(get_engine),
+    pool: AsyncConnectionPool[AsyncConnection[Any]] = Depends(get_reads),
 ) -> Response:
     """One vector tile of one collection."""
     zoom, x, y = _tile_index(tms_id, z, row, col)
-    return await _tile_response(request, engine, [layer], zoom, x, y)
+    return await _tile_response(request, pool, [layer], zoom, x, y)
 
 
 @router.get("/tiles/{tms_id}/{z}/{row}/{col}", include_in_schema=False)
@@ -162,11 +197,11 @@ async def dataset_tile(
     col: str,
     request: Request,
     catalog: Catalog = Depends(get_catalog),
-    engine: AsyncEngine = Depends(get_engine),
+    pool: AsyncConnectionPool[AsyncConnection[Any]] = Depends(get_reads),
 ) -> Response:
     """One vector tile of the whole plan: one MVT layer per collection."""
     zoom, x, y = _tile_index(tms_id, z, row, col)
-    return await _tile_response(request, engine, list(catalog.layers.values()), zoom, x, y)
+    return await _tile_response(request, pool, list(catalog.layers.values()), zoom, x, y)
 
 
 # -- metadata ---------------------------------------------------------------------------------------------
