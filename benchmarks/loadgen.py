@@ -284,16 +284,17 @@ async def run_wrk(
         if sampler is not None:
             await sampler
         os.unlink(script.name)
-    total = failed = 0
+    total: int | None = None
+    failed = 0
     for line in out.decode().splitlines():
         fields = line.split()
         if fields[:1] == ["SUMMARY"]:
             total, micros, broken, status = map(int, fields[1:])
-            sample.elapsed = micros / 1e6
+            sample.elapsed = micros / 1e6 if total else duration
             failed = broken + status
         elif fields[:1] == ["LATENCY"]:
             sample.latencies += [int(fields[1]) / 1e6] * int(fields[2])
-    if not total:
+    if total is None:  # no summary at all (0 requests is a result: a slow target in a short run)
         raise RuntimeError(f"wrk gave no results: {err.decode(errors='replace').strip()[-300:]}")
     # wrk's histogram holds completed requests; socket errors are counted apart
     sample.errors = failed
