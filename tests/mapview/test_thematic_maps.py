@@ -256,3 +256,19 @@ def test_feature_map_of_unknown_feature_is_not_found(live_server: str) -> None:
     assert httpx.get(f"{live_server}/collections/rail_stations/items/999999999/map").status_code == 404
     assert httpx.get(f"{live_server}/collections/rail_stations/items/abc/map").status_code == 404
     assert httpx.get(f"{live_server}/collections/nope/map").status_code == 404
+
+
+def test_feature_map_without_location_says_so(browser: Browser, live_server: str) -> None:  # noqa: F811
+    """A feature the plan names but nobody has located yet: its map page says so instead of a popup."""
+    response = httpx.get(
+        f"{live_server}/collections/road_projects/items", params={"f": "json", "limit": 1000}
+    )
+    unlocated = [f for f in response.json()["features"] if f["geometry"] is None]
+    assert unlocated, "road_projects has no feature without location any more; pick another layer"
+    fid = unlocated[0]["id"]
+    page = _open(browser, f"{live_server}/collections/road_projects/items/{fid}/map", 2, Traffic(), [])
+    page.wait_for_function("window.jxplanFocused !== null", timeout=LOAD_TIMEOUT_MS)
+    assert page.evaluate("() => window.jxplanFocused") is False
+    assert page.locator(".jx-notice").inner_text() == "此要素尚无位置 This feature has no location yet"
+    assert unlocated[0]["properties"]["name_zh"] in page.title()
+    page.close()

@@ -30,6 +30,7 @@
     { key: "completed", statuses: ["completed", "existing"] },
   ];
   var theMap = null;
+  var configs = {};
 
   window.jxplanLoaded = 0;
   window.jxplanLayers = state;
@@ -355,6 +356,7 @@
     var pane = "jxplan-" + cfg.id;
     if (!map.getPane(pane)) map.createPane(pane).style.zIndex = String(cfg.style.zIndex);
     cfg.pane = pane;
+    configs[cfg.id] = cfg;
     state[cfg.id] = { state: "loading", mode: "geojson", features: 0, drawn: 0, skipped: 0 };
     var holder = L.layerGroup();
     layers[cfg.id] = holder;
@@ -606,8 +608,49 @@
     var match = entries.filter(function (entry) {
       return entry.cfg.id === id && String(entry.feature.id) === String(focus.feature);
     })[0];
-    if (match) choose(match);
-    window.jxplanFocused = Boolean(match);
+    if (match) {
+      choose(match);
+      window.jxplanFocused = true;
+      return;
+    }
+    // not drawn as a vector (a tiled layer, or a feature without location): ask the server for it
+    window.jxplanFocused = null;
+    focusFromServer(id, focus.feature).then(
+      function (found) {
+        window.jxplanFocused = found;
+      },
+      function (error) {
+        window.jxplanFocused = false;
+        if (window.console) console.error("jxplan: feature " + focus.feature + " failed to load:", error);
+      }
+    );
+  }
+
+  var NoticeControl = L.Control.extend({
+    options: { position: "topleft" },
+    onAdd: function () {
+      return el("div", "jx-notice leaflet-bar", this.options.text);
+    },
+  });
+
+  async function focusFromServer(id, featureId) {
+    var path = "/collections/" + encodeURIComponent(id) + "/items/" + encodeURIComponent(String(featureId));
+    var url = new URL(path, document.baseURI);
+    url.searchParams.set("f", "json");
+    var response = await fetch(url.href, {
+      headers: { Accept: "application/geo+json" },
+      credentials: "same-origin",
+    });
+    if (!response.ok) throw new Error("HTTP " + response.status + " " + url.href);
+    var feature = await response.json();
+    if (!feature.geometry) {
+      new NoticeControl({ text: "此要素尚无位置 This feature has no location yet" }).addTo(theMap);
+      return false;
+    }
+    var bounds = L.geoJSON(feature).getBounds();
+    theMap.fitBounds(bounds, { maxZoom: 14, animate: false, padding: [20, 20] });
+    popupAt(theMap, bounds.getCenter(), feature, configs[id]);
+    return true;
   }
 
   var LegendControl = L.Control.extend({
