@@ -185,7 +185,8 @@ def test_search_finds_jiaxing_south(overview: Page, output_dir: Path) -> None:
     popup.wait_for(timeout=5_000)
     assert "嘉兴南站" in popup.locator(".jx-popup-name").inner_text()
     assert page.evaluate("() => window.jxplanMap.getZoom()") >= 14
-    page.wait_for_timeout(400)
+    page.wait_for_timeout(600)
+    assert page.locator(".leaflet-popup").count() == 1, "the popup closed again"
     _settle_fonts(page)
     page.screenshot(path=str(output_dir / "search-jiaxing-south.png"))
     page.evaluate("() => window.jxplanMap.closePopup()")

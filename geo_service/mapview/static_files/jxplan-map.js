@@ -559,7 +559,10 @@
           button.appendChild(el("span", "jx-search-name", present(props.name_zh) ? props.name_zh : props.code));
           if (present(props.name_en)) button.appendChild(el("span", "jx-search-name-en jx-en", props.name_en));
           button.appendChild(el("span", "jx-search-layer", entry.cfg.title));
-          button.addEventListener("click", function () {
+          button.addEventListener("click", function (event) {
+            // the list is emptied before the click reaches the map, which would then take it as its own
+            // and close the popup just opened
+            event.stopPropagation();
             pick(entry);
           });
           item.appendChild(button);
