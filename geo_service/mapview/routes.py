@@ -25,13 +25,15 @@ from geo_service.settings import Settings
 
 router = APIRouter(tags=["maps 地图"])
 
+OVERVIEW = "overview"
+
 
 @router.get("/maps", response_class=HTMLResponse, summary="地图列表 Maps")
 def map_index(catalog: Catalog = Depends(get_catalog)) -> HTMLResponse:
-    """The list of thematic maps, each linking to its page."""
+    """The list of thematic maps, each linking to its page: the overview first, then the thematic maps."""
     html = render(
         "index.html",
-        maps=list(catalog.maps.values()),
+        maps=sorted(catalog.maps.values(), key=lambda doc: doc.id != OVERVIEW),
         layers=catalog.layers,
         stylesheets=[CJK_FONT_CSS, APP_CSS],
     )
