@@ -29,6 +29,7 @@ class Swatch:
     color: str
     fill_color: str
     label: str
+    statuses: str = ""  # the statuses drawn in this colour, space-separated, when the layer colours by status
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class LineStyleRow:
     label: str
     dash: str | None
     opacity: float
+    statuses: str = ""  # the statuses drawn in this line style, space-separated
 
 
 def shape_of(geometry_type: str) -> str:
@@ -68,8 +70,16 @@ def swatches(style: LayerStyle) -> list[Swatch]:
     labels = VALUE_LABELS.get(style.by, {})
     by_color: dict[str, list[str]] = {}
     for value, color in style.colors.items():
-        by_color.setdefault(color, []).append(labels.get(value, value))
-    return [Swatch(color, style.fill_color or color, " / ".join(names)) for color, names in by_color.items()]
+        by_color.setdefault(color, []).append(value)
+    return [
+        Swatch(
+            color,
+            style.fill_color or color,
+            " / ".join(labels.get(value, value) for value in values),
+            " ".join(values) if style.by == "status" else "",
+        )
+        for color, values in by_color.items()
+    ]
 
 
 def legend_entries(doc: MapDocument, catalog: Catalog) -> list[LegendEntry]:
@@ -95,8 +105,11 @@ def line_style_rows() -> list[LineStyleRow]:
     """The status line styles, statuses with the same style merged, and the faded schematic style."""
     by_dash: dict[str | None, list[str]] = {}
     for status, dash in STATUS_DASH.items():
-        by_dash.setdefault(dash, []).append(STATUS_LABELS[status])
-    rows = [LineStyleRow(" / ".join(labels), dash, 1.0) for dash, labels in by_dash.items()]
+        by_dash.setdefault(dash, []).append(status)
+    rows = [
+        LineStyleRow(" / ".join(STATUS_LABELS[s] for s in statuses), dash, 1.0, " ".join(statuses))
+        for dash, statuses in by_dash.items()
+    ]
     rows.append(LineStyleRow(ACCURACY_LABELS["schematic"], None, SCHEMATIC_OPACITY))
     return rows
 

@@ -28,7 +28,10 @@ VECTORGRID_JS = vendor_url("leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.m
 
 
 class PageSetup(MacroElement):
-    """Loads the page script and styles and hands it the labels and line styles every layer shares."""
+    """Loads the page script and styles and hands it the labels and line styles every layer shares.
+
+    `focus` (`{"layer": id}` or `{"layer": id, "feature": feature id}`) makes the page zoom to that layer or
+    feature once it has loaded, and open the feature's popup."""
 
     default_js: ClassVar[list[tuple[str, str]]] = [
         ("leaflet_vectorgrid_js", VECTORGRID_JS),
@@ -47,10 +50,12 @@ class PageSetup(MacroElement):
         """
     )
 
-    def __init__(self) -> None:
+    def __init__(self, focus: dict[str, Any] | None = None) -> None:
         super().__init__()
         self._name = "PageSetup"
         self.config = page_config()
+        if focus is not None:
+            self.config["focus"] = focus
 
     def render(self, **kwargs: Any) -> str:
         """Link the files, then place the script."""
@@ -87,6 +92,8 @@ class PlanLayer(Layer):
             "tileThreshold": TILE_THRESHOLD,
             "tiles": f"/collections/{layer.id}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}",
             "style": style_config(style),
+            # the status filter applies to the plan's items, not to reference layers such as boundaries
+            "statusFilter": layer.plan_reference is not None,
         }
 
     def render(self, **kwargs: Any) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import folium
 
-from geo_service.catalog import Catalog, MapDocument
+from geo_service.catalog import Bilingual, Catalog, Layer, MapDocument, MapLayer
 from geo_service.mapview.assets import check_offline, localize
 from geo_service.mapview.basemaps import add_basemaps
 from geo_service.mapview.controls import add_controls
@@ -14,14 +16,21 @@ from geo_service.mapview.plan_layer import PageSetup, PlanLayer
 from geo_service.mapview.styles import effective_style
 from geo_service.settings import Settings
 
+# Where the single-layer pages open before they zoom to their layer or feature.
+HOME_CENTER = (30.75, 120.80)
+HOME_ZOOM = 10
+BOUNDARIES = "admin_boundaries"
 
-def build_map(doc: MapDocument, catalog: Catalog, settings: Settings) -> MapPage:
-    """The Folium tree of a map page, not yet rendered."""
+
+def build_map(
+    doc: MapDocument, catalog: Catalog, settings: Settings, focus: dict[str, Any] | None = None
+) -> MapPage:
+    """The Folium tree of a map page, not yet rendered; `focus` as `PageSetup` takes it."""
     page = MapPage(doc)
     m = folium.Map(location=list(doc.center), zoom_start=doc.zoom, tiles=None, control_scale=False)
     page.add_child(m)
     add_basemaps(m, settings)
-    PageSetup().add_to(m)
+    PageSetup(focus).add_to(m)
     for map_layer in doc.layers:
         layer = catalog.layers[map_layer.layer]
         PlanLayer(
@@ -33,9 +42,26 @@ def build_map(doc: MapDocument, catalog: Catalog, settings: Settings) -> MapPage
     return page
 
 
-def render_map(doc: MapDocument, catalog: Catalog, settings: Settings) -> str:
+def layer_document(catalog: Catalog, layer: Layer, title: Bilingual | None = None) -> MapDocument:
+    """The map of one collection (over the county boundaries), for its own page or one of its features."""
+    layers = [MapLayer(layer=layer.id)]
+    if layer.id != BOUNDARIES and BOUNDARIES in catalog.layers:
+        layers.insert(0, MapLayer(layer=BOUNDARIES))
+    return MapDocument(
+        id=layer.id,
+        title=title or layer.title,
+        description=layer.description,
+        center=HOME_CENTER,
+        zoom=HOME_ZOOM,
+        layers=layers,
+    )
+
+
+def render_map(
+    doc: MapDocument, catalog: Catalog, settings: Settings, focus: dict[str, Any] | None = None
+) -> str:
     """The full HTML page of a map document; every script and stylesheet it links is served locally."""
-    page = build_map(doc, catalog, settings)
+    page = build_map(doc, catalog, settings, focus)
     localize(page)
     html = page.render()
     check_offline(html)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from html import escape
 
@@ -9,7 +10,7 @@ import pytest
 
 from geo_service.catalog import STATUS_LABELS, Bilingual, Catalog, LayerStyle, MapDocument, MapLayer
 from geo_service.mapview.legend import legend_entries, line_style_rows
-from geo_service.mapview.render import render_map
+from geo_service.mapview.render import layer_document, render_map
 from geo_service.mapview.styles import effective_style
 from geo_service.settings import Settings
 
@@ -145,3 +146,31 @@ def test_titles_are_escaped(catalog: Catalog) -> None:
     assert "<script>alert(1)" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;{{ 7*7 }}" in html
     assert "&lt;/title&gt;{% raw %}" in html
+
+
+def test_legend_rows_name_their_statuses(page: str) -> None:
+    """The status filter dims legend rows by their `data-statuses`: every status has a line-style row."""
+    rows = line_style_rows()
+    named = {status for row in rows for status in row.statuses.split()}
+    assert named == set(STATUS_LABELS)
+    assert 'data-statuses="planned"' in page and 'data-statuses="completed existing"' in page
+
+
+def test_filter_spares_reference_layers(page: str) -> None:
+    """Boundaries are not plan items: the status filter leaves them alone."""
+    configs = re.findall(r'"id": "(\w+)".*?"statusFilter": (true|false)', page, re.DOTALL)
+    assert dict(configs)["admin_boundaries"] == "false"
+    assert dict(configs)["rail_lines"] == "true"
+
+
+def test_layer_document(catalog: Catalog) -> None:
+    """A collection's own map: the layer over the county boundaries, opening where it then zooms from."""
+    doc = layer_document(catalog, catalog.layers["rail_stations"])
+    assert [m.layer for m in doc.layers] == ["admin_boundaries", "rail_stations"]
+    assert doc.title == catalog.layers["rail_stations"].title
+    assert [m.layer for m in layer_document(catalog, catalog.layers["admin_boundaries"]).layers] == [
+        "admin_boundaries"
+    ]
+    html = render_map(doc, catalog, NO_BASEMAP, focus={"layer": "rail_stations", "feature": 7})
+    setup = re.search(r"jxplan\.setup\(\w+, (\{.*\})\);", html)
+    assert setup and json.loads(setup.group(1))["focus"] == {"layer": "rail_stations", "feature": 7}

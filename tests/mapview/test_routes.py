@@ -39,6 +39,8 @@ def test_index_lists_every_map(routes_client: TestClient, catalog: Catalog) -> N
         assert f'href="/maps/{doc.id}"' in response.text
         assert doc.title.zh in response.text and doc.title.en in response.text
     assert '<html lang="zh-CN">' in response.text
+    links = [response.text.index(f'href="/maps/{doc_id}"') for doc_id in catalog.maps]
+    assert min(links) == response.text.index('href="/maps/overview"')  # the overview comes first
 
 
 def test_map_page(routes_client: TestClient, catalog: Catalog) -> None:

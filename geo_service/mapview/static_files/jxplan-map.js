@@ -3,6 +3,9 @@
  * Every text from the data is put into the page with textContent, never as HTML, so feature properties
  * cannot inject markup. `window.jxplanLoaded` counts the layers that finished loading (or failed) and
  * `window.jxplanLayers[id]` tells how each went; the legend shows the same counts.
+ *
+ * Every page also has a search box (name, English name, code, alias, among the loaded features) and a status
+ * filter ("plan vs now": planned / under construction / completed or existing) for the GeoJSON-drawn layers.
  */
 (function () {
   "use strict";
@@ -17,6 +20,17 @@
   var layers = {};
   var state = {};
   var maxPages = 10000;
+  // Every drawn GeoJSON feature: {feature, layer (Leaflet), cfg, group}; searched and filtered.
+  var entries = [];
+  // Statuses the filter hides; the groups of the filter control and the statuses each stands for.
+  var hiddenStatuses = {};
+  var STATUS_GROUPS = [
+    { key: "planned", statuses: ["planned"] },
+    { key: "under_construction", statuses: ["under_construction"] },
+    { key: "completed", statuses: ["completed", "existing"] },
+  ];
+  var theMap = null;
+  var configs = {};
 
   window.jxplanLoaded = 0;
   window.jxplanLayers = state;
@@ -63,7 +77,8 @@
     var dash = config.statusDash[props.status];
     return {
       pane: cfg.pane,
-      className: "jxplan-feature jxplan-layer-" + cfg.id,
+      className:
+        "jxplan-feature jxplan-layer-" + cfg.id + (present(props.status) ? " jxplan-status-" + props.status : ""),
       color: color,
       fillColor: style.fillColor || color,
       weight: style.weight,
@@ -139,10 +154,14 @@
     if (present(props.note)) row(rest, "note", props.note);
     box.appendChild(rest);
     if (feature.id !== undefined && feature.id !== null) {
+      var path = "/collections/" + encodeURIComponent(cfg.id) + "/items/" + encodeURIComponent(String(feature.id));
       var details = el("a", "jx-popup-details", label("details"));
-      details.href =
-        "/collections/" + encodeURIComponent(cfg.id) + "/items/" + encodeURIComponent(String(feature.id));
+      details.href = path;
       box.appendChild(details);
+      var mapLink = el("a", "jx-popup-map", "地图 Map");
+      mapLink.href = path + "/map";
+      box.appendChild(document.createTextNode(" "));
+      box.appendChild(mapLink);
     }
     return box;
   }
@@ -187,7 +206,8 @@
         node.classList.add("jx-error");
         node.title = info.error;
       } else {
-        node.textContent = info.state === "done" ? String(info.drawn) : "…";
+        var shown = info.shown === undefined ? info.drawn : info.shown;
+        node.textContent = info.state !== "done" ? "…" : shown === info.drawn ? String(info.drawn) : shown + " / " + info.drawn;
         if (info.skipped) node.title = "无位置 without location: " + info.skipped;
       }
     });
@@ -198,6 +218,7 @@
     if (error) state[id].error = String(error);
     window.jxplanLoaded += 1;
     showCount(id);
+    if (outcome === "done") focusIfAsked(id);
     document.dispatchEvent(new CustomEvent("jxplan:layerloaded", { detail: { id: id, state: state[id] } }));
   }
 
@@ -216,6 +237,7 @@
       },
       onEachFeature: function (feature, layer) {
         state[cfg.id].drawn += 1;
+        entries.push({ feature: feature, layer: layer, cfg: cfg, group: group });
         layer.bindPopup(function () {
           return popupContent(feature, cfg);
         }, { maxWidth: 380, maxHeight: 420, className: "jx-popup-wrap" });
@@ -232,6 +254,7 @@
       state[cfg.id].features += features.length;
       state[cfg.id].skipped += features.length - located.length;
       group.addData(located);
+      applyFilter();
     });
     return { layer: group, loaded: loaded };
   }
@@ -333,6 +356,7 @@
     var pane = "jxplan-" + cfg.id;
     if (!map.getPane(pane)) map.createPane(pane).style.zIndex = String(cfg.style.zIndex);
     cfg.pane = pane;
+    configs[cfg.id] = cfg;
     state[cfg.id] = { state: "loading", mode: "geojson", features: 0, drawn: 0, skipped: 0 };
     var holder = L.layerGroup();
     layers[cfg.id] = holder;
@@ -360,6 +384,276 @@
         }
       );
     return holder;
+  }
+
+  /* ---- status filter ("plan vs now") ---- */
+
+  function filteredOut(entry) {
+    var status = (entry.feature.properties || {}).status;
+    return Boolean(entry.cfg.statusFilter && present(status) && hiddenStatuses[status]);
+  }
+
+  /* Takes hidden features out of their layer and puts shown ones back; the legend counts and rows follow. */
+  function applyFilter() {
+    var shown = {};
+    entries.forEach(function (entry) {
+      var hide = filteredOut(entry);
+      var has = entry.group.hasLayer(entry.layer);
+      if (hide && has) {
+        if (entry.layer.isPopupOpen && entry.layer.isPopupOpen()) entry.layer.closePopup();
+        entry.group.removeLayer(entry.layer);
+      } else if (!hide && !has) {
+        entry.group.addLayer(entry.layer);
+      }
+      shown[entry.cfg.id] = (shown[entry.cfg.id] || 0) + (hide ? 0 : 1);
+    });
+    Object.keys(state).forEach(function (id) {
+      if (state[id].mode !== "geojson") return;
+      state[id].shown = shown[id] || 0;
+      showCount(id);
+    });
+    document.querySelectorAll(".jx-legend [data-statuses]").forEach(function (node) {
+      var statuses = node.getAttribute("data-statuses").split(" ").filter(Boolean);
+      node.classList.toggle(
+        "jx-off",
+        statuses.length > 0 &&
+          statuses.every(function (status) {
+            return hiddenStatuses[status];
+          })
+      );
+    });
+  }
+
+  /* Show (true) or hide (false) the features of one status group, as the filter's checkbox does. */
+  function setStatusGroup(key, visible) {
+    STATUS_GROUPS.forEach(function (group) {
+      if (group.key !== key) return;
+      group.statuses.forEach(function (status) {
+        if (visible) delete hiddenStatuses[status];
+        else hiddenStatuses[status] = true;
+      });
+    });
+    document.querySelectorAll('.jx-filter input[data-group="' + key + '"]').forEach(function (box) {
+      box.checked = visible;
+    });
+    applyFilter();
+  }
+
+  var FilterControl = L.Control.extend({
+    options: { position: "topright" },
+    onAdd: function () {
+      var box = el("fieldset", "jx-filter leaflet-bar");
+      var legendNode = el("legend", "jx-filter-title", "规划与现状 ");
+      legendNode.appendChild(el("span", "jx-en", "Plan vs now"));
+      box.appendChild(legendNode);
+      STATUS_GROUPS.forEach(function (group) {
+        var labelNode = el("label", "jx-filter-option");
+        var input = el("input");
+        input.type = "checkbox";
+        input.checked = true;
+        input.setAttribute("data-group", group.key);
+        input.addEventListener("change", function () {
+          setStatusGroup(group.key, input.checked);
+        });
+        labelNode.appendChild(input);
+        var text = group.statuses
+          .map(function (status) {
+            return config.statusLabels[status] || status;
+          })
+          .join(" / ");
+        labelNode.appendChild(el("span", null, " " + text));
+        box.appendChild(labelNode);
+      });
+      L.DomEvent.disableClickPropagation(box);
+      L.DomEvent.disableScrollPropagation(box);
+      return box;
+    },
+  });
+
+  /* ---- search by name ---- */
+
+  function fold(text) {
+    return String(text).toLowerCase().replace(/\s+/g, "");
+  }
+
+  function searchTerms(props) {
+    var terms = [props.name_zh, props.name_en, props.code, props.name_current];
+    if (Array.isArray(props.aliases)) terms = terms.concat(props.aliases);
+    return terms.filter(present).map(fold);
+  }
+
+  /* The loaded features whose name, English name, code or alias contains the query, best matches first. */
+  function search(query, limit) {
+    var q = fold(query || "");
+    if (!q) return [];
+    var found = [];
+    entries.forEach(function (entry) {
+      var terms = searchTerms(entry.feature.properties || {});
+      var rank = 3;
+      terms.forEach(function (term) {
+        if (term === q) rank = Math.min(rank, 0);
+        else if (term.indexOf(q) === 0) rank = Math.min(rank, 1);
+        else if (term.indexOf(q) > 0) rank = Math.min(rank, 2);
+      });
+      if (rank < 3) found.push({ rank: rank, entry: entry });
+    });
+    found.sort(function (a, b) {
+      return a.rank - b.rank;
+    });
+    return found.slice(0, limit || 10).map(function (item) {
+      return item.entry;
+    });
+  }
+
+  /* Show the feature's layer and status, zoom to the feature and open its popup. */
+  function choose(entry) {
+    var map = theMap;
+    var holder = layers[entry.cfg.id];
+    if (holder && !map.hasLayer(holder)) map.addLayer(holder);
+    if (filteredOut(entry)) {
+      var status = entry.feature.properties.status;
+      STATUS_GROUPS.forEach(function (group) {
+        if (group.statuses.indexOf(status) >= 0) setStatusGroup(group.key, true);
+      });
+    }
+    var layer = entry.layer;
+    if (layer.getLatLng) map.setView(layer.getLatLng(), Math.max(map.getZoom(), 14), { animate: false });
+    else map.fitBounds(layer.getBounds(), { maxZoom: 14, animate: false, padding: [20, 20] });
+    layer.openPopup();
+  }
+
+  var SearchControl = L.Control.extend({
+    options: { position: "topright" },
+    onAdd: function () {
+      var box = el("div", "jx-search leaflet-bar");
+      var labelNode = el("label", "jx-search-label", "搜索 ");
+      labelNode.appendChild(el("span", "jx-en", "Search"));
+      labelNode.htmlFor = "jx-search-input";
+      var input = el("input", "jx-search-input");
+      input.id = "jx-search-input";
+      input.type = "search";
+      input.autocomplete = "off";
+      input.placeholder = "名称、编号或别名 Name, code or alias";
+      var list = el("ul", "jx-search-results");
+      list.setAttribute("role", "listbox");
+      var current = [];
+
+      function pick(entry) {
+        list.textContent = "";
+        current = [];
+        choose(entry);
+      }
+
+      function show() {
+        list.textContent = "";
+        current = search(input.value, 10);
+        if (input.value.trim() && !current.length) {
+          list.appendChild(el("li", "jx-search-none", "未找到 Nothing found"));
+          return;
+        }
+        current.forEach(function (entry) {
+          var props = entry.feature.properties || {};
+          var item = el("li");
+          var button = el("button", "jx-search-result");
+          button.type = "button";
+          button.appendChild(el("span", "jx-search-name", present(props.name_zh) ? props.name_zh : props.code));
+          if (present(props.name_en)) button.appendChild(el("span", "jx-search-name-en jx-en", props.name_en));
+          button.appendChild(el("span", "jx-search-layer", entry.cfg.title));
+          button.addEventListener("click", function (event) {
+            // the list is emptied before the click reaches the map, which would then take it as its own
+            // and close the popup just opened
+            event.stopPropagation();
+            pick(entry);
+          });
+          item.appendChild(button);
+          list.appendChild(item);
+        });
+      }
+
+      input.addEventListener("input", show);
+      input.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" && current.length) {
+          event.preventDefault();
+          pick(current[0]);
+        } else if (event.key === "Escape") {
+          input.value = "";
+          show();
+        }
+      });
+      box.appendChild(labelNode);
+      box.appendChild(input);
+      box.appendChild(list);
+      L.DomEvent.disableClickPropagation(box);
+      L.DomEvent.disableScrollPropagation(box);
+      return box;
+    },
+  });
+
+  /* ---- per-feature and per-collection pages: zoom to what the page is about once it has loaded ---- */
+
+  function focusIfAsked(id) {
+    var focus = config.focus;
+    if (!focus || focus.layer !== id) return;
+    if (focus.feature === undefined || focus.feature === null) {
+      var group = L.featureGroup(
+        entries
+          .filter(function (entry) {
+            return entry.cfg.id === id;
+          })
+          .map(function (entry) {
+            return entry.layer;
+          })
+      );
+      if (group.getLayers().length) theMap.fitBounds(group.getBounds(), { maxZoom: 14, animate: false, padding: [20, 20] });
+      window.jxplanFocused = true;
+      return;
+    }
+    var match = entries.filter(function (entry) {
+      return entry.cfg.id === id && String(entry.feature.id) === String(focus.feature);
+    })[0];
+    if (match) {
+      choose(match);
+      window.jxplanFocused = true;
+      return;
+    }
+    // not drawn as a vector (a tiled layer, or a feature without location): ask the server for it
+    window.jxplanFocused = null;
+    focusFromServer(id, focus.feature).then(
+      function (found) {
+        window.jxplanFocused = found;
+      },
+      function (error) {
+        window.jxplanFocused = false;
+        if (window.console) console.error("jxplan: feature " + focus.feature + " failed to load:", error);
+      }
+    );
+  }
+
+  var NoticeControl = L.Control.extend({
+    options: { position: "topleft" },
+    onAdd: function () {
+      return el("div", "jx-notice leaflet-bar", this.options.text);
+    },
+  });
+
+  async function focusFromServer(id, featureId) {
+    var path = "/collections/" + encodeURIComponent(id) + "/items/" + encodeURIComponent(String(featureId));
+    var url = new URL(path, document.baseURI);
+    url.searchParams.set("f", "json");
+    var response = await fetch(url.href, {
+      headers: { Accept: "application/geo+json" },
+      credentials: "same-origin",
+    });
+    if (!response.ok) throw new Error("HTTP " + response.status + " " + url.href);
+    var feature = await response.json();
+    if (!feature.geometry) {
+      new NoticeControl({ text: "此要素尚无位置 This feature has no location yet" }).addTo(theMap);
+      return false;
+    }
+    var bounds = L.geoJSON(feature).getBounds();
+    theMap.fitBounds(bounds, { maxZoom: 14, animate: false, padding: [20, 20] });
+    popupAt(theMap, bounds.getCenter(), feature, configs[id]);
+    return true;
   }
 
   var LegendControl = L.Control.extend({
@@ -394,9 +688,21 @@
 
   function setup(map, pageConfig) {
     config = pageConfig;
+    theMap = map;
     window.jxplanMap = map;
     L.control.scale({ imperial: false, position: "bottomleft" }).addTo(map);
+    new SearchControl().addTo(map);
+    new FilterControl().addTo(map);
   }
 
-  window.jxplan = { setup: setup, planLayer: planLayer, legend: legend, layers: layers, state: state };
+  window.jxplan = {
+    setup: setup,
+    planLayer: planLayer,
+    legend: legend,
+    layers: layers,
+    state: state,
+    search: search,
+    choose: choose,
+    setStatusGroup: setStatusGroup,
+  };
 })();
