@@ -23,12 +23,12 @@ from geo_service.catalog import (
     MapDocument,
     MapLayer,
 )
-from geo_service.mapview.assets import check_offline, localize, vendor_url
-from geo_service.mapview.basemaps import add_basemaps
+from geo_service.mapview.assets import vendor_url
 from geo_service.mapview.controls import add_controls
 from geo_service.mapview.inert import add_links, render_inert
 from geo_service.mapview.page import MapPage
 from geo_service.mapview.plan_layer import PageSetup, PlanLayer
+from geo_service.mapview.render import base_page, page_html
 from geo_service.mapview.styles import style_config
 from geo_service.settings import Settings
 
@@ -113,12 +113,7 @@ class EditorSetup(MacroElement):
 
 def build_editor(catalog: Catalog, settings: Settings) -> MapPage:
     """The Folium tree of the editor page, not yet rendered."""
-    doc = EDITOR_DOC
-    page = MapPage(doc)
-    m = folium.Map(location=list(doc.center), zoom_start=doc.zoom, tiles=None, control_scale=False)
-    page.add_child(m)
-    add_basemaps(m, settings)
-    PageSetup().add_to(m)
+    page, m = base_page(EDITOR_DOC, settings, PageSetup(finder=False))
     boundaries = catalog.layers.get("admin_boundaries")
     if boundaries is not None:
         PlanLayer(boundaries, boundaries.style, source="geojson").add_to(m)
@@ -130,8 +125,4 @@ def build_editor(catalog: Catalog, settings: Settings) -> MapPage:
 
 def render_editor(catalog: Catalog, settings: Settings) -> str:
     """The editor page; every script and stylesheet it links is served locally."""
-    page = build_editor(catalog, settings)
-    localize(page)
-    html = page.render()
-    check_offline(html)
-    return html
+    return page_html(build_editor(catalog, settings))

@@ -31,7 +31,8 @@ class PageSetup(MacroElement):
     """Loads the page script and styles and hands it the labels and line styles every layer shares.
 
     `focus` (`{"layer": id}` or `{"layer": id, "feature": feature id}`) makes the page zoom to that layer or
-    feature once it has loaded, and open the feature's popup."""
+    feature once it has loaded, and open the feature's popup. `finder` adds the search box and the status
+    filter, which work on the plan layers of the page (the editor has its own)."""
 
     default_js: ClassVar[list[tuple[str, str]]] = [
         ("leaflet_vectorgrid_js", VECTORGRID_JS),
@@ -50,10 +51,11 @@ class PageSetup(MacroElement):
         """
     )
 
-    def __init__(self, focus: dict[str, Any] | None = None) -> None:
+    def __init__(self, focus: dict[str, Any] | None = None, finder: bool = True) -> None:
         super().__init__()
         self._name = "PageSetup"
         self.config = page_config()
+        self.config["finder"] = finder
         if focus is not None:
             self.config["focus"] = focus
 

@@ -22,15 +22,30 @@ HOME_ZOOM = 10
 BOUNDARIES = "admin_boundaries"
 
 
-def build_map(
-    doc: MapDocument, catalog: Catalog, settings: Settings, focus: dict[str, Any] | None = None
-) -> MapPage:
-    """The Folium tree of a map page, not yet rendered; `focus` as `PageSetup` takes it."""
+def base_page(doc: MapDocument, settings: Settings, setup: PageSetup) -> tuple[MapPage, folium.Map]:
+    """A page with its map, the basemaps and the page script: what every map page (and the editor) starts
+    from."""
     page = MapPage(doc)
     m = folium.Map(location=list(doc.center), zoom_start=doc.zoom, tiles=None, control_scale=False)
     page.add_child(m)
     add_basemaps(m, settings)
-    PageSetup(focus).add_to(m)
+    setup.add_to(m)
+    return page, m
+
+
+def page_html(page: MapPage) -> str:
+    """The full HTML of a page; every script and stylesheet it links is served locally."""
+    localize(page)
+    html = page.render()
+    check_offline(html)
+    return html
+
+
+def build_map(
+    doc: MapDocument, catalog: Catalog, settings: Settings, focus: dict[str, Any] | None = None
+) -> MapPage:
+    """The Folium tree of a map page, not yet rendered; `focus` as `PageSetup` takes it."""
+    page, m = base_page(doc, settings, PageSetup(focus))
     for map_layer in doc.layers:
         layer = catalog.layers[map_layer.layer]
         PlanLayer(
@@ -61,8 +76,4 @@ def render_map(
     doc: MapDocument, catalog: Catalog, settings: Settings, focus: dict[str, Any] | None = None
 ) -> str:
     """The full HTML page of a map document; every script and stylesheet it links is served locally."""
-    page = build_map(doc, catalog, settings, focus)
-    localize(page)
-    html = page.render()
-    check_offline(html)
-    return html
+    return page_html(build_map(doc, catalog, settings, focus))

@@ -70,6 +70,8 @@ def page(browser: Browser, editor_server: EditorServer) -> Iterator[tuple[Page, 
     opened.on("dialog", lambda dialog: dialog.accept())
     opened.goto(f"{editor_server.base}/editor")
     opened.wait_for_function("window.jxplanEditor !== undefined", timeout=LOAD_TIMEOUT_MS)
+    _use_key(opened, editor_server.editor_key)
+    opened.wait_for_function("window.jxplanEditor.state.caller?.role === 'editor'")
     yield opened, traffic
     opened.close()
 
@@ -147,6 +149,24 @@ def _stored(engine: Engine, code: str) -> Any:
         ).first()
 
 
+def _drawn_zone(server: EditorServer) -> Any:
+    """The zone the draw test saves, created through the API when that test did not run first."""
+    if _stored(server.engine, CODE) is None:
+        ring = [[lon, lat] for lat, lon in [*ZONE, ZONE[0]]]
+        properties = PROPERTIES | {"county": ["330402", "330411"]}
+        created = httpx.post(
+            f"{server.base}/collections/{LAYER}/items",
+            json={
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "properties": properties,
+            },
+            headers={"Authorization": f"Bearer {server.editor_key}"},
+        )
+        assert created.status_code == 201, created.text
+    return _stored(server.engine, CODE)
+
+
 def _click_feature(page: Page, code: str) -> None:
     """Click the middle of a drawn feature and wait until the form shows it."""
     center: dict[str, float] = page.evaluate(
@@ -181,6 +201,8 @@ def test_page_is_offline_and_checks_the_key(page: tuple[Page, Traffic], editor_s
     message, a reader key signs in but cannot draw, an editor key can."""
     opened, traffic = page
     assert opened.evaluate("() => typeof L.PM") == "object"
+    # the maps' search box and status filter act on plan layers, which this page does not draw
+    assert opened.locator(".jx-search, .jx-filter").count() == 0
     assert any("/static/vendor/@geoman-io/leaflet-geoman-free/" in url for url in traffic.urls)
     _choose_layer(opened)
     _use_key(opened, "jxp_not_a_key")
@@ -225,6 +247,7 @@ def test_draw_save_and_reload(
 
 def test_vertices_are_dragged_and_saved(page: tuple[Page, Traffic], editor_server: EditorServer) -> None:
     """Reshape: dragging a vertex marker moves that corner; the save is a new version with history."""
+    _drawn_zone(editor_server)
     opened, _ = page
     _choose_layer(opened)
     _click_feature(opened, CODE)
@@ -251,6 +274,7 @@ def test_vertices_are_dragged_and_saved(page: tuple[Page, Traffic], editor_serve
 def test_stale_save_shows_the_other_version(page: tuple[Page, Traffic], editor_server: EditorServer) -> None:
     """Someone else saves while the page has the feature open: the page's save gets 412, shows both
     versions and what changed, and loads theirs on request; a save after that succeeds."""
+    _drawn_zone(editor_server)
     opened, _ = page
     _choose_layer(opened)
     _click_feature(opened, CODE)
@@ -310,6 +334,7 @@ def test_invalid_polygon_shows_the_reason(
 
 def test_delete_goes_to_history(page: tuple[Page, Traffic], editor_server: EditorServer) -> None:
     """Delete (confirmed) removes the feature from the map and the table; it is listed as deleted."""
+    _drawn_zone(editor_server)
     opened, _ = page
     _choose_layer(opened)
     _click_feature(opened, CODE)

@@ -511,7 +511,7 @@
           var labels = (cfg.labels && cfg.labels[name]) || {};
           schema.enum.forEach(function (option) {
             if (option === null) return;
-            var text = labels[option] ? labels[option] + " (" + option + ")" : String(option);
+            var text = labels[option] || String(option); // the labels end with the value's English word
             input.appendChild(new Option(text, String(option)));
           });
           input.value = present(value) ? String(value) : "";
@@ -694,10 +694,7 @@
 
     async function afterSave(selected, id, verb) {
       stopReshape();
-      var fresh = await fetch(
-        "/collections/" + encodeURIComponent(state.layer.id) + "/items/" + encodeURIComponent(String(id)),
-        { headers: headers() }
-      );
+      var fresh = await fetch(featureUrl(id), { headers: headers() });
       var feature = await fresh.json();
       if (selected.layer) group.removeLayer(selected.layer);
       state.selected = null;

@@ -497,8 +497,13 @@
       });
       if (rank < 3) found.push({ rank: rank, entry: entry });
     });
+    // Equal matches keep the page's layer order, then code order: not the order the layers finished loading.
+    var order = Object.keys(layers);
     found.sort(function (a, b) {
-      return a.rank - b.rank;
+      var byLayer = order.indexOf(a.entry.cfg.id) - order.indexOf(b.entry.cfg.id);
+      var codeA = String(a.entry.feature.properties.code || "");
+      var codeB = String(b.entry.feature.properties.code || "");
+      return a.rank - b.rank || byLayer || (codeA < codeB ? -1 : codeA > codeB ? 1 : 0);
     });
     return found.slice(0, limit || 10).map(function (item) {
       return item.entry;
@@ -691,8 +696,10 @@
     theMap = map;
     window.jxplanMap = map;
     L.control.scale({ imperial: false, position: "bottomleft" }).addTo(map);
-    new SearchControl().addTo(map);
-    new FilterControl().addTo(map);
+    if (config.finder !== false) {
+      new SearchControl().addTo(map);
+      new FilterControl().addTo(map);
+    }
   }
 
   window.jxplan = {
