@@ -24,6 +24,8 @@ CJK_FONT_CSS = vendor_url("@fontsource-variable/noto-sans-sc/index.css")
 PAGE_LIMIT = 1000
 # Above this many features an `auto` layer is drawn from vector tiles instead of being fetched whole.
 TILE_THRESHOLD = 5000
+# The properties the search box matches, in the page (GeoJSON layers) and on the server (tiled layers).
+SEARCH_FIELDS = ("name_zh", "name_en", "code", "name_current")
 VECTORGRID_JS = vendor_url("leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js")
 
 
@@ -96,6 +98,8 @@ class PlanLayer(Layer):
             "style": style_config(style),
             # the status filter applies to the plan's items, not to reference layers such as boundaries
             "statusFilter": layer.plan_reference is not None,
+            # what the search box asks the server about in a tiled layer (the features are not in the page)
+            "searchFields": [name for name in SEARCH_FIELDS if name in layer.property_names],
         }
 
     def render(self, **kwargs: Any) -> str:

@@ -4,8 +4,9 @@
  * cannot inject markup. `window.jxplanLoaded` counts the layers that finished loading (or failed) and
  * `window.jxplanLayers[id]` tells how each went; the legend shows the same counts.
  *
- * Every page also has a search box (name, English name, code, alias, among the loaded features) and a status
- * filter ("plan vs now": planned / under construction / completed or existing) for the GeoJSON-drawn layers.
+ * Every page also has a search box (name, English name, code or alias of the loaded features; name, English
+ * name and code of tiled layers' features, asked of the server) and a status filter ("plan vs now": planned /
+ * under construction / completed or existing) over both kinds of layer.
  */
 (function () {
   "use strict";
@@ -292,6 +293,8 @@
       var url = new URL(shown[i].cfg.items, document.baseURI);
       url.searchParams.set("bbox", bbox);
       url.searchParams.set("limit", "1");
+      var shownOnly = statusCondition(shown[i].cfg);
+      if (shownOnly) url.searchParams.set("filter", shownOnly);
       var response = await fetch(url.href, { headers: { Accept: "application/geo+json" }, credentials: "same-origin" });
       if (!response.ok) continue;
       var page = await response.json();
@@ -308,6 +311,8 @@
     var styles = {};
     var points = /Point/.test(cfg.geometryType);
     styles[cfg.id] = function (properties) {
+      // a feature whose status the filter hides is not drawn (an empty list of symbolizers)
+      if (cfg.statusFilter && present(properties.status) && hiddenStatuses[properties.status]) return [];
       var options = pathOptions({ properties: properties }, cfg);
       options.fill = points || /Polygon/.test(cfg.geometryType);
       if (points) {
@@ -331,7 +336,7 @@
         });
       });
     }
-    tileLayers.push({ holder: holder, cfg: cfg });
+    tileLayers.push({ holder: holder, cfg: cfg, grid: grid, asked: 0 });
     state[cfg.id].mode = "tiles";
     state[cfg.id].features = matched;
     state[cfg.id].drawn = matched;
@@ -388,6 +393,51 @@
 
   /* ---- status filter ("plan vs now") ---- */
 
+  /* The CQL2 condition that keeps the features the filter shows (null when it hides nothing). The statuses
+   * are the filter's own identifiers, never text from the page. */
+  function statusCondition(cfg) {
+    if (!cfg.statusFilter) return null;
+    var hidden = Object.keys(hiddenStatuses).sort();
+    if (!hidden.length) return null;
+    var quoted = hidden.map(function (status) {
+      return "'" + status + "'";
+    });
+    return "status IS NULL OR status NOT IN (" + quoted.join(", ") + ")";
+  }
+
+  /* A tiled layer after a filter change: its tiles drawn again without the hidden statuses, and its legend
+   * count asked of the server (numberMatched of the filtered items); a late answer to an older filter is
+   * dropped. */
+  function refilterTiles(entry) {
+    var cfg = entry.cfg;
+    if (!cfg.statusFilter) return;
+    entry.grid.redraw();
+    var info = state[cfg.id];
+    var condition = statusCondition(cfg);
+    var asked = ++entry.asked;
+    if (!condition) {
+      delete info.shown;
+      showCount(cfg.id);
+      return;
+    }
+    var url = new URL(cfg.items, document.baseURI);
+    url.searchParams.set("limit", "1");
+    url.searchParams.set("filter", condition);
+    fetch(url.href, { headers: { Accept: "application/geo+json" }, credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status + " " + url.href);
+        return response.json();
+      })
+      .then(function (page) {
+        if (asked !== entry.asked) return;
+        info.shown = typeof page.numberMatched === "number" ? page.numberMatched : undefined;
+        showCount(cfg.id);
+      })
+      .catch(function (error) {
+        if (window.console) console.error("jxplan: count of " + cfg.id + " failed:", error);
+      });
+  }
+
   function filteredOut(entry) {
     var status = (entry.feature.properties || {}).status;
     return Boolean(entry.cfg.statusFilter && present(status) && hiddenStatuses[status]);
@@ -426,6 +476,7 @@
 
   /* Show (true) or hide (false) the features of one status group, as the filter's checkbox does. */
   function setStatusGroup(key, visible) {
+    var before = statusCondition({ statusFilter: true });
     STATUS_GROUPS.forEach(function (group) {
       if (group.key !== key) return;
       group.statuses.forEach(function (status) {
@@ -437,6 +488,7 @@
       box.checked = visible;
     });
     applyFilter();
+    if (statusCondition({ statusFilter: true }) !== before) tileLayers.forEach(refilterTiles);
   }
 
   var FilterControl = L.Control.extend({
@@ -482,22 +534,20 @@
     return terms.filter(present).map(fold);
   }
 
-  /* The loaded features whose name, English name, code or alias contains the query, best matches first. */
-  function search(query, limit) {
-    var q = fold(query || "");
-    if (!q) return [];
-    var found = [];
-    entries.forEach(function (entry) {
-      var terms = searchTerms(entry.feature.properties || {});
-      var rank = 3;
-      terms.forEach(function (term) {
-        if (term === q) rank = Math.min(rank, 0);
-        else if (term.indexOf(q) === 0) rank = Math.min(rank, 1);
-        else if (term.indexOf(q) > 0) rank = Math.min(rank, 2);
-      });
-      if (rank < 3) found.push({ rank: rank, entry: entry });
+  /* How well a feature's terms match the folded query: 0 exact, 1 prefix, 2 inside, 3 not at all. */
+  function rankOf(props, q) {
+    var rank = 3;
+    searchTerms(props).forEach(function (term) {
+      if (term === q) rank = Math.min(rank, 0);
+      else if (term.indexOf(q) === 0) rank = Math.min(rank, 1);
+      else if (term.indexOf(q) > 0) rank = Math.min(rank, 2);
     });
-    // Equal matches keep the page's layer order, then code order: not the order the layers finished loading.
+    return rank;
+  }
+
+  /* Best matches first; equal matches keep the page's layer order, then code order (not the order in which
+   * layers finished loading or the server answered). */
+  function ordered(found, limit) {
     var order = Object.keys(layers);
     found.sort(function (a, b) {
       var byLayer = order.indexOf(a.entry.cfg.id) - order.indexOf(b.entry.cfg.id);
@@ -507,6 +557,77 @@
     });
     return found.slice(0, limit || 10).map(function (item) {
       return item.entry;
+    });
+  }
+
+  function localMatches(query) {
+    var q = fold(query || "");
+    if (!q) return [];
+    var found = [];
+    entries.forEach(function (entry) {
+      var rank = rankOf(entry.feature.properties || {}, q);
+      if (rank < 3) found.push({ rank: rank, entry: entry });
+    });
+    return found;
+  }
+
+  /* The loaded features whose name, English name, code or alias contains the query, best matches first. */
+  function search(query, limit) {
+    return ordered(localMatches(query), limit);
+  }
+
+  /* The features of the tiled layers (not in the page) whose name, English name or code contains the query,
+   * case-insensitively: one CQL2 request per layer, at most `limit` each, features without location left out. */
+  function remoteMatches(query, limit) {
+    var text = String(query || "").trim();
+    var q = fold(text);
+    if (!q) return Promise.resolve([]);
+    // the query is a CQL2 LIKE pattern's text: its own wildcards and escape character are escaped
+    var pattern = "%" + text.replace(/[\\%_]/g, "\\$&") + "%";
+    var asks = tileLayers
+      .filter(function (entry) {
+        return (entry.cfg.searchFields || []).length > 0;
+      })
+      .map(function (entry) {
+        var cfg = entry.cfg;
+        var likes = cfg.searchFields.map(function (name) {
+          return {
+            op: "like",
+            args: [
+              { op: "casei", args: [{ property: name }] },
+              { op: "casei", args: [pattern] },
+            ],
+          };
+        });
+        var url = new URL(cfg.items, document.baseURI);
+        url.searchParams.set("limit", String(limit || 10));
+        url.searchParams.set("filter-lang", "cql2-json");
+        url.searchParams.set("filter", JSON.stringify(likes.length > 1 ? { op: "or", args: likes } : likes[0]));
+        return fetch(url.href, { headers: { Accept: "application/geo+json" }, credentials: "same-origin" })
+          .then(function (response) {
+            if (!response.ok) throw new Error("HTTP " + response.status + " " + url.href);
+            return response.json();
+          })
+          .then(function (page) {
+            return (page.features || [])
+              .filter(function (feature) {
+                return Boolean(feature.geometry);
+              })
+              .map(function (feature) {
+                var rank = rankOf(feature.properties || {}, q);
+                return { rank: Math.min(rank, 2), entry: { feature: feature, cfg: cfg, remote: true } };
+              });
+          });
+      });
+    return Promise.all(asks).then(function (lists) {
+      return [].concat.apply([], lists);
+    });
+  }
+
+  /* The page's matches and the tiled layers' matches from the server, together, best first. */
+  function searchAll(query, limit) {
+    return remoteMatches(query, limit).then(function (remote) {
+      return ordered(localMatches(query).concat(remote), limit);
     });
   }
 
@@ -520,6 +641,10 @@
       STATUS_GROUPS.forEach(function (group) {
         if (group.statuses.indexOf(status) >= 0) setStatusGroup(group.key, true);
       });
+    }
+    if (entry.remote) {
+      showFeature(entry.feature, entry.cfg);
+      return;
     }
     var layer = entry.layer;
     if (layer.getLatLng) map.setView(layer.getLatLng(), Math.max(map.getZoom(), 14), { animate: false });
@@ -542,18 +667,47 @@
       var list = el("ul", "jx-search-results");
       list.setAttribute("role", "listbox");
       var current = [];
+      var asked = 0;
+      var timer = null;
 
       function pick(entry) {
+        asked += 1; // an answer still on its way no longer redraws the list
+        clearTimeout(timer);
         list.textContent = "";
         current = [];
         choose(entry);
       }
 
+      /* The page's matches at once; with tiled layers on the page, the server's too after a short pause in
+       * typing (an answer to an older query is dropped). */
       function show() {
-        list.textContent = "";
         current = search(input.value, 10);
+        var remote = tileLayers.length > 0 && input.value.trim() !== "";
+        draw(remote);
+        var mine = ++asked;
+        clearTimeout(timer);
+        if (!remote) return;
+        var query = input.value;
+        timer = setTimeout(function () {
+          searchAll(query, 10).then(
+            function (found) {
+              if (mine !== asked) return;
+              current = found;
+              draw(false);
+            },
+            function (error) {
+              if (mine !== asked) return;
+              draw(false);
+              if (window.console) console.error("jxplan: search failed:", error);
+            }
+          );
+        }, 250);
+      }
+
+      function draw(pending) {
+        list.textContent = "";
         if (input.value.trim() && !current.length) {
-          list.appendChild(el("li", "jx-search-none", "未找到 Nothing found"));
+          list.appendChild(el("li", "jx-search-none", pending ? "搜索中… Searching" : "未找到 Nothing found"));
           return;
         }
         current.forEach(function (entry) {
@@ -655,10 +809,15 @@
       new NoticeControl({ text: "此要素尚无位置 This feature has no location yet" }).addTo(theMap);
       return false;
     }
+    showFeature(feature, configs[id]);
+    return true;
+  }
+
+  /* Zoom to a feature that is not drawn as a vector (it came from the server) and explain it in a popup. */
+  function showFeature(feature, cfg) {
     var bounds = L.geoJSON(feature).getBounds();
     theMap.fitBounds(bounds, { maxZoom: 14, animate: false, padding: [20, 20] });
-    popupAt(theMap, bounds.getCenter(), feature, configs[id]);
-    return true;
+    popupAt(theMap, bounds.getCenter(), feature, cfg);
   }
 
   var LegendControl = L.Control.extend({
@@ -709,6 +868,7 @@
     layers: layers,
     state: state,
     search: search,
+    searchAll: searchAll,
     choose: choose,
     setStatusGroup: setStatusGroup,
   };
