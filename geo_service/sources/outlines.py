@@ -93,6 +93,14 @@ def sized_disc(
     return metric.to_degrees(_disc(centre_m, radius).intersection(clip_m)), radius
 
 
+def corridor(metric: Metric, line: BaseGeometry, clip: BaseGeometry, half_width_m: float) -> BaseGeometry:
+    """Every point of clip within half_width_m (m) of line: a band along a course, as a polygon in WGS 84."""
+    if half_width_m <= 0:
+        raise OutlineError("a corridor needs a positive width")
+    band_m = metric.to_metres(line).buffer(half_width_m, quad_segs=16)
+    return metric.to_degrees(band_m.intersection(metric.to_metres(clip)))
+
+
 def band(metric: Metric, area: BaseGeometry, side: str, target_km2: float) -> tuple[BaseGeometry, float]:
     """The part of area on one side (north, south, east, west) of a grid line that gives it target_km2.
 

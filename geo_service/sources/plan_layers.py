@@ -72,8 +72,8 @@ LAYER_ROWS: dict[str, tuple[str, ...]] = {
     "rail_lines": tuple(f"c{n}" for n in range(20, 33)),
     "rail_stations": tuple(f"c{n:02d}" for n in range(1, 12)) + tuple(f"c{n}" for n in range(40, 57)),
     "hubs": ("e02", "e03", "e04", "e14", "e15", "e16", "g01"),
-    "ecology_culture": ("e08", "e09", "e18", "e19", "e20", "g05"),
-    "water_lines": ("e17", "e21", "e22", "g03", "g04"),
+    "ecology_culture": ("e08", "e09", "e17", "e18", "e19", "e20", "g05"),
+    "water_lines": ("e21", "e22", "g03", "g04"),
     "central_city": ("e23", "e24", "e25", "e26", "e27", "g06", "g07"),
 }
 
@@ -107,20 +107,60 @@ NAME_CURRENT: dict[str, str] = {
     "e14": "嘉兴南湖机场",
 }
 
-# Areas the gazetteer row or its notes state for the item (km²), with the text that states each; the
-# build checks that text occurs in the row's extent_note or in the notes, so no area is ever a guess.
-STATED_AREAS: dict[str, tuple[float, str]] = {
-    "a01": (2300.0, "~2300 km²"),
-    "a02": (506.97, "506.97 km²"),
-    "a03": (157.39, "157.39 km²"),
-    "a07": (120.0, "~120 km²"),
-    "a11": (16.5, "16.5 km²"),
-    "b06": (45.0, "平湖 45 km²"),
-    "a04": (83.61, "83.61 km²"),
-    "a05": (74.49, "74.49 km²"),
-    "e09": (6.9648, "696.48 ha"),
-    "e18": (0.30, "30 ha"),
-    "e19": (1.12, "water 1.12 km²"),
+
+@dataclass(frozen=True)
+class Stated:
+    """A figure the sources state about an item's extent, and the text that states it.
+
+    The build checks that the evidence occurs in the row's extent_note or in the notes, so no figure is ever a
+    guess. source names where a figure found after the gazetteer is stated (it goes into the feature's note);
+    unplaced lists stated bounds that no source locates, which the geometry therefore cannot follow.
+    """
+
+    value: float
+    evidence: str
+    source: str = ""
+    unplaced: str = ""
+
+
+# Areas the sources state for an item (km²).
+STATED_AREAS: dict[str, Stated] = {
+    "a01": Stated(2300.0, "~2300 km²"),
+    "a02": Stated(506.97, "506.97 km²"),
+    "a03": Stated(157.39, "157.39 km²"),
+    "a07": Stated(120.0, "~120 km²"),
+    "a11": Stated(
+        16.5,
+        "16.5 km²",
+        unplaced="伍子塘 (west), 茜泾塘 (north) and 320国道/平黎公路 (south): no source gives their "
+        "course; the eastern bound, the 上海金山区 border, is the county boundary, but a disc of the stated "
+        "area around the estimated centre does not reach it",
+    ),
+    "b06": Stated(45.0, "平湖 45 km²"),
+    "a04": Stated(83.61, "83.61 km²"),
+    "a05": Stated(74.49, "74.49 km²"),
+    "e07": Stated(
+        190.3,
+        "王江泾镇 127.3 km² + 油车港镇 63 km² = 190.3 km²",
+        source="王江泾 127.3 km²: 百科 entry 王江泾 (a stored copy without its address); 油车港 63 km²: "
+        "嘉兴 news page on 油车港镇, http://0573vdy.7192.com/show-news-113091.html",
+    ),
+    "e09": Stated(6.9648, "696.48 ha"),
+    "e18": Stated(0.30, "30 ha"),
+    "e19": Stated(1.12, "water 1.12 km²"),
+}
+
+# Zones drawn as a band of a stated width either side of their line (the row's WKT), clipped to the claimed
+# counties: the width (m, each side) as a Stated figure.
+CORRIDORS: dict[str, Stated] = {
+    "e17": Stated(
+        2000.0,
+        "核心监控区 2000 m either side of the main canal course",
+        source="生态环境部 at the 2020-09-28 press conference on the 大运河 special plans (北京日报, "
+        "https://smelz.cn/article/zixun/detail-27250.html): 大运河有水河段两岸一公里滨河生态空间,"
+        "两公里以内的核心监控区; 山东 implementation plan (http://chinagrandcanal.com/view.php?id=7251): "
+        "运河主河道两岸各1000米 滨河生态空间, 以2000米为范围划定核心监控区",
+    ),
 }
 
 
@@ -162,6 +202,21 @@ OUTLINES: dict[str, Band | Remainder] = {
         ("a04",),
         reason="姚庄镇 is the pilot area less 西塘镇 (it borders 上海金山区枫泾镇 to the east)",
     ),
+}
+
+# Rail lines drawn through the points of their stations in order (short ids of built station or hub rows), so
+# a line follows its stations when one moves. START and END keep the first or last vertex of the gazetteer
+# line where the line runs on past its station rows (a landfall, a terminus with no station row).
+START, END = "start", "end"
+LINE_STOPS: dict[str, tuple[str, ...]] = {
+    "c20": ("c07", "c01", "c08", END),
+    "c21": ("c09", "c01", "c04"),
+    "c22": ("c01", "c46", "c47", "c48", "c49", "c50", "c06", "c51"),
+    "c23": ("c06", "c52", "c53", "c54", "c55", "c56"),
+    "c24": ("c56", "c54", "c06", "c03"),
+    "c25": ("c40", "c41", "c42", "c43", "c09", "c44", "c45"),
+    "c26": ("c01", "e14", END),
+    "c32": ("c04", "c10", END),
 }
 
 # Features drawn at exactly the same place, declared so (each group with why); the build fails on any other
@@ -422,6 +477,13 @@ def sentence(text: str) -> str:
     return text if text.endswith((".", "。")) else text + "."
 
 
+def unplaced(stated: Stated) -> str:
+    """The closing words of a method text: the stated bounds the outline could not follow, if any."""
+    if not stated.unplaced:
+        return "outline not yet digitised."
+    return f"stated bounds not placed: {stated.unplaced}; outline not yet digitised."
+
+
 def rounded(geometry: BaseGeometry) -> BaseGeometry:
     """The geometry snapped to the 7-decimal grid (kept valid) with RFC 7946 ring orientation."""
     snapped = shapely.set_precision(geometry, 10**-DECIMALS)
@@ -567,7 +629,11 @@ class Builder:
         if layer.geometry_type == "Point":
             return self._point(row, source, method)
         if layer.geometry_type == "MultiLineString":
+            if key in LINE_STOPS:
+                return self._through_stops(row, source, method)
             return self._line(row, source, method)
+        if key in CORRIDORS:
+            return self._corridor(row, source, method)
         if key == ZONE_OUTLINE_ROW:
             return self._zone_outline(row, method)
         if key in WHOLE_COUNTY:
@@ -608,6 +674,53 @@ class Builder:
             )
         raise PlanLayerError(f"{row['code']}: a {source.geom_type} cannot go into a line layer")
 
+    def _through_stops(self, row: dict[str, str], source: BaseGeometry, method: str) -> Built:
+        """A line through the built points of its stations in order, ends kept from the gazetteer line."""
+        if not isinstance(source, LineString):
+            raise PlanLayerError(
+                f"{row['code']}: a line with stops needs a LINESTRING, got {source.geom_type}"
+            )
+        vertices: list[tuple[float, float]] = []
+        named: list[str] = []
+        for stop in LINE_STOPS[short_id(row["code"])]:
+            if stop in (START, END):
+                x, y = source.coords[0 if stop == START else -1][:2]
+                vertices.append((x, y))
+                named.append(f"the {stop} vertex of the gazetteer line ({x:.6f}, {y:.6f})")
+                continue
+            stop_row = self.gazetteer.get(stop)
+            point = shapely_wkt.loads(stop_row["wkt"]) if stop_row and stop_row["wkt"].strip() else None
+            if stop_row is None or not isinstance(point, Point):
+                raise PlanLayerError(f"{row['code']}: stop {stop} is not a located point row")
+            vertices.append((point.x, point.y))
+            named.append(f"{stop_row['name_zh']} ({stop_row['code']})")
+        return Built(
+            MultiLineString([LineString(vertices)]),
+            self._accuracy(row),
+            f"Line through the points of its stations in order, as built in their own layers: "
+            f"{' → '.join(named)}; straight between them, not a surveyed alignment. Gazetteer line: "
+            f"{sentence(method)}",
+        )
+
+    def _corridor(self, row: dict[str, str], source: BaseGeometry, method: str) -> Built:
+        """A band of the stated width either side of the row's line, clipped to its claimed counties."""
+        if not isinstance(source, (LineString, MultiLineString)):
+            raise PlanLayerError(f"{row['code']}: a corridor needs a line, got {source.geom_type}")
+        width = self.checked(row, CORRIDORS[short_id(row["code"])])
+        claimed = [c for c in county_codes(row["county_adcode"]) if c in self.counties]
+        if not claimed:
+            raise PlanLayerError(f"{row['code']}: a corridor must claim a Jiaxing county")
+        clip = shapely.union_all([self.counties[c].geometry for c in claimed])
+        geometry = outlines.corridor(self.metric, source, clip, width.value)
+        return Built(
+            polygons_of(geometry),
+            "schematic",
+            f"Polygon: every point within {width.value:.0f} m ({PROJECTED_CRS}) of the line, the stated "
+            f"width of the {width.evidence}, clipped to the {county_label(claimed, self.counties)} boundary "
+            f"of {ADMIN_BOUNDARIES.as_posix()} (about {self.metric.area_km2(geometry):.0f} km²). The line "
+            f"itself is schematic: {sentence(method)}",
+        )
+
     def _zone_outline(self, row: dict[str, str], method: str) -> Built:
         if self.outline is None:
             # The whole zone lies mostly outside Jiaxing and its point is an estimate in Shanghai: without the
@@ -625,7 +738,7 @@ class Builder:
         stated = STATED_AREAS.get(ZONE_OUTLINE_ROW)
         area_text = f"; {area} km² by that file" if area is not None else ""
         if area is not None and stated is not None:
-            area_text += f", against {stated[1]} stated"
+            area_text += f", against {stated.evidence} stated"
         return Built(
             polygons_of(geometry),
             "approximate",
@@ -657,7 +770,7 @@ class Builder:
             stated = STATED_AREAS.get(key)
             if stated is None:
                 raise PlanLayerError(f"{key}: a band outline needs a stated area")
-            geometry, _ = outlines.band(self.metric, area, spec.side, stated[0])
+            geometry, _ = outlines.band(self.metric, area, spec.side, stated.value)
         else:
             geometry = self._outline_geometry(spec.parent)
             for other in spec.minus:
@@ -669,7 +782,7 @@ class Builder:
         key = short_id(row["code"])
         spec = OUTLINES[key]
         stated = STATED_AREAS.get(key)
-        area_text = f" of the stated {stated[1]}" if stated else ""
+        area_text = f" of the stated {stated.evidence}" if stated else ""
         if isinstance(spec, Band):
             within = (
                 f"the outline of {self.gazetteer[spec.parent]['code']}"
@@ -698,7 +811,7 @@ class Builder:
             raise PlanLayerError(f"{row['code']}: a zone with a stated area must claim a Jiaxing county")
         clip = shapely.union_all([self.counties[c].geometry for c in claimed])
         try:
-            geometry, radius = outlines.sized_disc(self.metric, point, clip, stated[0])
+            geometry, radius = outlines.sized_disc(self.metric, point, clip, stated.value)
         except outlines.OutlineError as error:
             raise PlanLayerError(f"{row['code']}: {error}") from error
         return Built(
@@ -707,7 +820,7 @@ class Builder:
             f"Representative point: {sentence(method)} Polygon: schematic disc around the point "
             f"({point.x:.6f}, {point.y:.6f}), clipped to the {county_label(claimed, self.counties)} boundary "
             f"of {ADMIN_BOUNDARIES.as_posix()}, its radius ({radius:.0f} m, {PROJECTED_CRS}) chosen so "
-            f"that the clipped area is the stated {stated[1]}; outline not yet digitised.",
+            f"that the clipped area is the stated {stated.evidence}; {unplaced(stated)}",
         )
 
     def _circle(self, row: dict[str, str], point: Point, method: str) -> Built:
@@ -805,17 +918,24 @@ class Builder:
             raise PlanLayerError(f"{row['code']}: declared outside Jiaxing but lies inside")
         return declared
 
+    def checked(self, row: dict[str, str], stated: Stated) -> Stated:
+        """A stated figure whose evidence occurs in the row's extent_note or in the notes."""
+        if stated.evidence not in row["extent_note"] and stated.evidence not in self.notes:
+            raise PlanLayerError(
+                f"{row['code']}: stated text {stated.evidence!r} is not in the row or the notes"
+            )
+        return stated
+
     def stated_area(self, row: dict[str, str]) -> float | None:
         """The area stated for a row, checked against its extent_note and the notes."""
         stated = STATED_AREAS.get(short_id(row["code"]))
-        if stated is None:
-            return None
-        value, evidence = stated
-        if evidence not in row["extent_note"] and evidence not in self.notes:
-            raise PlanLayerError(
-                f"{row['code']}: stated area text {evidence!r} is not in the row or the notes"
-            )
-        return value
+        return None if stated is None else self.checked(row, stated).value
+
+    def stated_sources(self, row: dict[str, str]) -> str:
+        """Where the figures found after the gazetteer are stated, as sentences for the feature's note."""
+        key = short_id(row["code"])
+        found = [table[key] for table in (STATED_AREAS, CORRIDORS) if key in table]
+        return "".join(f" Stated: {self.checked(row, s).evidence} ({s.source})." for s in found if s.source)
 
     def feature(self, layer: Layer, row: dict[str, str]) -> dict[str, Any]:
         """One GeoJSON feature, validated against the layer's property schema and geometry type."""
@@ -825,8 +945,9 @@ class Builder:
             raise PlanLayerError(f"{code}: no entry in {PLAN_REFS} (write null when no seed names it)")
         ref = self.refs[code]
         note = text_or_none(row["extent_note"])
-        if built.note_suffix:
-            note = (note or "").rstrip() + built.note_suffix
+        suffix = built.note_suffix + self.stated_sources(row)
+        if suffix:
+            note = (note or "").rstrip() + suffix
         properties: dict[str, Any] = {
             "code": code,
             "name_zh": row["name_zh"],

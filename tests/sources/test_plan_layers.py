@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from geo_service.catalog import Layer
-from geo_service.sources import plan_layers
+from geo_service.sources import outlines, plan_layers
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ROOT / "layers"
@@ -184,3 +185,122 @@ def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
     assert written
     for path in written:
         assert path.read_bytes() == (LAYERS / path.name).read_bytes(), path.name
+
+
+def feature_by_code(code: str) -> dict[str, Any]:
+    """The committed feature with a code."""
+    found = [f for _, f in all_features() if f["properties"]["code"] == code]
+    assert len(found) == 1, code
+    return found[0]
+
+
+def feature_by_key(key: str) -> dict[str, Any]:
+    """The committed feature with a short id."""
+    found = [f for _, f in all_features() if plan_layers.short_id(f["properties"]["code"]) == key]
+    assert len(found) == 1, key
+    return found[0]
+
+
+def sources_copy(tmp_path: Path) -> Path:
+    """A copy of the builder's inputs (the layers folder with its sources), to change one of them."""
+    shutil.copytree(LAYERS, tmp_path / "layers")
+    return tmp_path
+
+
+def test_rail_lines_run_through_their_stations_in_order() -> None:
+    """Each line with stops has, in order, exactly the committed points of its stations as vertices."""
+    for key, stops in plan_layers.LINE_STOPS.items():
+        line = feature_by_key(key)
+        (vertices,) = line["geometry"]["coordinates"]
+        assert len(vertices) == len(stops), key
+        for stop, vertex in zip(stops, vertices, strict=True):
+            if stop in (plan_layers.START, plan_layers.END):
+                continue
+            assert feature_by_key(stop)["geometry"]["coordinates"] == vertex, (key, stop)
+        assert "Line through the points of its stations in order" in line["properties"]["geometry_method"]
+
+
+def test_a_moved_station_moves_its_line(tmp_path: Path) -> None:
+    """A station given a new position by the research file takes the lines through it along."""
+    root = sources_copy(tmp_path)
+    moved = (120.82, 30.72)
+    entry = {
+        "c46_stn": {
+            "lon": str(moved[0]),
+            "lat": str(moved[1]),
+            "confidence": "low",
+            "est_error_m": "2000",
+            "source_title": "test",
+            "source_url": "https://example.org/",
+            "method": "test position",
+            "evidence": "test",
+        }
+    }
+    (root / plan_layers.RESEARCH).write_text(yaml.safe_dump(entry, allow_unicode=True), encoding="utf-8")
+    built = plan_layers.Builder(root).collections()
+    line = next(
+        f for f in built["rail_lines"]["features"] if f["properties"]["code"] == "c22_hujia_intercity"
+    )
+    station = next(f for f in built["rail_stations"]["features"] if f["properties"]["code"] == "c46_stn")
+    assert station["geometry"]["coordinates"] == list(moved)
+    assert line["geometry"]["coordinates"][0][1] == list(moved)
+    committed = feature_by_code("c22_hujia_intercity")["geometry"]["coordinates"][0]
+    assert committed[1] != list(moved) and line["geometry"]["coordinates"][0][2:] == committed[2:]
+
+
+def test_a_line_stop_must_be_a_located_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stop with no position (an unlocated row) fails the build instead of bending the line somewhere."""
+    monkeypatch.setitem(plan_layers.LINE_STOPS, "c21", ("c09", "a09", "c04"))
+    with pytest.raises(plan_layers.PlanLayerError, match="c21_hzh_rail: stop a09"):
+        plan_layers.Builder(ROOT).collections()
+
+
+def test_canal_park_is_the_stated_band_around_its_line() -> None:
+    """The Grand Canal park is an area: the 2000 m band either side of its canal line, clipped.
+
+    The band holds nothing farther than 2000 m from the line, covers the line within the counties, and stays
+    inside them.
+    """
+    feature = feature_by_key("e17")
+    assert feature["geometry"]["type"] == "MultiPolygon"
+    assert "e17" in plan_layers.LAYER_ROWS["ecology_culture"]
+    assert "e17" not in plan_layers.LAYER_ROWS["water_lines"]
+    props = feature["properties"]
+    width = plan_layers.CORRIDORS["e17"].value
+    assert width == 2000.0 and "within 2000 m" in props["geometry_method"]
+    assert "核心监控区" in props["note"] and "https://" in props["note"]
+    line = projected(plan_layers.shapely_wkt.loads(plan_layers.read_gazetteer(ROOT)["e17"]["wkt"]))
+    band = projected(shape(feature["geometry"]))
+    claimed = projected(shapely.union_all([counties()[c] for c in props["county"]]))
+    assert band.difference(line.buffer(width + 1.0)).area < 1.0
+    assert line.intersection(claimed).difference(band.buffer(1.0)).length < 1.0
+    assert band.difference(claimed.buffer(1.0)).area < 1.0
+
+
+def test_a_corridor_needs_a_positive_width() -> None:
+    """A band of no width is refused rather than drawn as nothing."""
+    metric = outlines.Metric()
+    line = plan_layers.LineString([(120.7, 30.7), (120.8, 30.8)])
+    with pytest.raises(outlines.OutlineError, match="positive width"):
+        outlines.corridor(metric, line, line.buffer(1), 0.0)
+
+
+def test_a_stated_figure_must_be_quoted_in_the_sources(tmp_path: Path) -> None:
+    """A figure whose evidence is in neither the row nor the notes fails the build; no file is rewritten."""
+    root = sources_copy(tmp_path)
+    notes = root / plan_layers.GAZETTEER_NOTES
+    evidence = plan_layers.STATED_AREAS["e07"].evidence
+    notes.write_text(notes.read_text(encoding="utf-8").replace(evidence, "(removed)"), encoding="utf-8")
+    before = (root / "layers" / "strategic_platforms.geojson").read_bytes()
+    with pytest.raises(plan_layers.PlanLayerError, match="e07_xiushui_new_area: stated text"):
+        plan_layers.write(root / "layers", root)
+    assert (root / "layers" / "strategic_platforms.geojson").read_bytes() == before
+
+
+def test_stated_sources_and_unplaced_bounds_reach_the_feature() -> None:
+    """A figure found after the gazetteer names its source in the note; bounds no source places are said."""
+    xiushui = feature_by_key("e07")["properties"]
+    assert xiushui["stated_area_km2"] == 190.3
+    assert "0573vdy.7192.com" in xiushui["note"]
+    park = feature_by_key("a11")["properties"]["geometry_method"]
+    assert "stated bounds not placed: 伍子塘 (west), 茜泾塘 (north)" in park
