@@ -37,7 +37,7 @@ ProblemCheck = Callable[..., dict[str, Any]]
 # minLon, minLat, maxLon, maxLat
 BBOXES = {
     "jiashan": (120.85, 30.80, 121.00, 30.95),  # 嘉善 town and the pilot area
-    "jiaxing_south_station": (120.755, 30.668, 120.78, 30.69),  # 嘉兴南站 and 高铁新城
+    "jiaxing_south_station": (120.78, 30.685, 120.805, 30.705),  # 嘉兴南站 and 高铁新城
     "thin": (120.30, 30.7500, 121.40, 30.7501),  # a 10 m strip across the whole city
     "everything": (-180.0, -90.0, 180.0, 90.0),
     "sea_off_haiyan": (121.15, 30.30, 121.30, 30.45),  # 杭州湾, east of 海盐: no land, no plan item

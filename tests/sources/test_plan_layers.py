@@ -304,3 +304,68 @@ def test_stated_sources_and_unplaced_bounds_reach_the_feature() -> None:
     assert "0573vdy.7192.com" in xiushui["note"]
     park = feature_by_key("a11")["properties"]["geometry_method"]
     assert "stated bounds not placed: 伍子塘 (west), 茜泾塘 (north)" in park
+
+
+def _research() -> dict[str, dict[str, Any]]:
+    raw = yaml.safe_load((LAYERS / "sources" / "research.yaml").read_text(encoding="utf-8")) or {}
+    return dict(raw)
+
+
+def test_researched_features_carry_the_new_point_and_both_sources() -> None:
+    """Each research entry is applied: the point is the entry's, its source comes first and the gazetteer's
+    after it, the earlier method is kept, and the gazetteer's own confidence is still reported."""
+    research = _research()
+    assert research, "research.yaml holds entries"
+    gazetteer = plan_layers.read_gazetteer(ROOT)
+    built = {f["properties"]["code"]: f for _, f in all_features()}
+    for code, entry in research.items():
+        props = built[code]["properties"]
+        geometry = shape(built[code]["geometry"])
+        point = geometry if geometry.geom_type == "Point" else None
+        if point is not None:
+            assert (point.x, point.y) == pytest.approx((float(entry["lon"]), float(entry["lat"])), abs=1e-7)
+        assert props["source"].startswith(entry["source_title"].strip())
+        assert props["location_confidence"] == entry["confidence"]
+        assert props["accuracy_m"] == entry["est_error_m"]
+        assert "Earlier (gazetteer" in props["geometry_method"]
+        row = gazetteer.get(plan_layers.short_id(code))
+        if row is not None:
+            assert props["gazetteer_confidence"] == row["confidence"]
+            assert row["source_title"] in props["source"]
+
+
+_GOOD = {
+    "lon": "120.8",
+    "lat": "30.7",
+    "confidence": "low",
+    "est_error_m": 1000,
+    "source_title": "a title",
+    "source_url": "a url",
+    "method": "a method",
+    "evidence": "a figure",
+}
+_STATION = "c01_jiaxing_south_stn"
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({_STATION: {k: v for k, v in _GOOD.items() if k != "evidence"}}, "missing ['evidence']"),
+        ({_STATION: _GOOD | {"confidence": "certain"}}, "unknown confidence"),
+        ({"c99_nowhere": _GOOD}, "not a row"),
+        ({_STATION: _GOOD | {"status": "completed"}}, "unknown ['status']"),
+    ],
+)
+def test_research_without_source_or_for_an_unknown_row_is_refused(
+    tmp_path: Path, entry: dict[str, Any], message: str
+) -> None:
+    """An entry lacking its evidence, with an unknown confidence, naming no row or changing a field research
+    may not touch stops the build with the entry named; nothing is read from it."""
+    target = tmp_path / plan_layers.RESEARCH
+    target.parent.mkdir(parents=True)
+    target.write_text(yaml.safe_dump(entry, allow_unicode=True), encoding="utf-8")
+    rows = plan_layers.read_gazetteer(ROOT)
+    before = {key: dict(row) for key, row in rows.items()}
+    with pytest.raises(plan_layers.PlanLayerError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        plan_layers.read_research(tmp_path, rows)
+    assert rows == before
