@@ -163,7 +163,8 @@ async def _tile_response(
             etag = etag_for("tile", versions, z, x, y)
             if (cached := not_modified(request, etag, updated)) is not None:
                 return cached
-        cur = await conn.execute(*tile_sql(layers, z, x, y, state=True).psycopg())
+        # binary results: the tile comes as its bytes, not as hex text twice its size to decode
+        cur = await conn.execute(*tile_sql(layers, z, x, y, state=True).psycopg(), binary=True)
         row = await cur.fetchone()
     assert row is not None  # a SELECT without FROM gives one row
     states, tile = row
