@@ -1,5 +1,6 @@
-"""The load generator: N concurrent asyncio workers sending requests (HTTP with httpx, or SQL through a
-psycopg pool) for a fixed time, cycling through a workload's requests; latencies, bytes and peak memory."""
+"""The load generators: wrk (HTTP) and pgbench (SQL), both C, or N concurrent asyncio workers (HTTP with
+httpx, or SQL through a psycopg pool), for a fixed time, cycling through a workload's requests; latencies,
+bytes and peak memory."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import itertools
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -18,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from psycopg import AsyncConnection
+from psycopg import AsyncClientCursor, AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from benchmarks.servers import rss_bytes
 from benchmarks.workloads import RawQuery
+from geo_service.db.embedded import ClusterError, find_pg_bin
 
 OK_STATUS = (200, 204)  # 204: an empty tile
 
@@ -159,10 +162,13 @@ def _size(value: Any) -> int:
     return 0
 
 
+# the session settings of the service's read pool (geo_service.db.engine), so raw runs what it runs
+READ_SETTINGS = ("jit = off", "max_parallel_workers_per_gather = 0")
+
+
 async def _configure(conn: AsyncConnection[Any]) -> None:
-    # the session settings of the service's read pool (geo_service.db.engine), so raw runs what it runs
-    await conn.execute("SET jit = off")
-    await conn.execute("SET max_parallel_workers_per_gather = 0")
+    for setting in READ_SETTINGS:
+        await conn.execute(f"SET {setting}")
 
 
 async def open_pool(conninfo: str, size: int) -> AsyncConnectionPool[AsyncConnection[Any]]:
@@ -301,4 +307,93 @@ async def run_wrk(
     sample.bytes = round(mean_body * (len(sample.latencies) - min(failed, len(sample.latencies))))
     if failed:
         sample.first_error = f"wrk: {failed} failed requests (socket errors or HTTP status >= 400)"
+    return sample
+
+
+# -- pgbench: PostgreSQL's own load generator, in C, for the raw statements ----------------------------------
+
+# pgbench reads `:name` in a script as a variable; a rendered statement must hold none (`::` casts are fine)
+_PGBENCH_VARIABLE = re.compile(r"(?<!:):(?!:)[A-Za-z0-9_\x80-\uffff]")
+
+
+def pgbench_path() -> str | None:
+    """`pgbench` of the PostgreSQL the embedded cluster uses (its bin directory), else the one on PATH."""
+    try:
+        found = find_pg_bin() / "pgbench"
+    except ClusterError:
+        return shutil.which("pgbench")
+    return str(found) if found.exists() else shutil.which("pgbench")
+
+
+async def pgbench_scripts(
+    pool: AsyncConnectionPool[AsyncConnection[Any]], queries: Sequence[RawQuery]
+) -> tuple[list[str], float]:
+    """Each statement with its parameters rendered as SQL literals by psycopg (one pgbench script each),
+    and the mean bytes of the text and bytea values of its result (each run once)."""
+    scripts, sizes = [], []
+    async with pool.connection() as conn:
+        for query in queries:
+            rendered = AsyncClientCursor(conn).mogrify(query.sql, query.params)
+            if _PGBENCH_VARIABLE.search(rendered):
+                raise ValueError("a rendered statement holds `:name`, which pgbench would read as a variable")
+            scripts.append(rendered.strip().rstrip(";") + ";\n")
+            cursor = await conn.execute(query.sql, query.params)
+            sizes.append(sum(_size(v) for row in await cursor.fetchall() for v in row))
+    return scripts, sum(sizes) / len(sizes)
+
+
+async def run_pgbench(
+    pgbench: str, conninfo: str, scripts: Sequence[str], mean_bytes: float, concurrency: int, duration: float
+) -> Sample:
+    """Run the scripts with pgbench: `concurrency` connections on up to two threads, each running its next
+    statement as soon as the previous one is answered, the script drawn at random with equal weights, in
+    the extended protocol with prepared statements (`-M prepared`); latencies from its per-transaction log."""
+    sample = Sample()
+    with tempfile.TemporaryDirectory() as scratch:
+        files = []
+        for i, script in enumerate(scripts):
+            path = os.path.join(scratch, f"statement{i}.sql")
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(script)
+            files += ["-f", f"{path}@1"]
+        seconds = max(1, round(duration))
+        options = " ".join(f"-c {setting.replace(' ', '')}" for setting in READ_SETTINGS)
+        process = await asyncio.create_subprocess_exec(
+            pgbench,
+            "-n",
+            "-M",
+            "prepared",
+            f"-c{concurrency}",
+            f"-j{min(2, concurrency)}",
+            f"-T{seconds}",
+            "-l",
+            f"--log-prefix={os.path.join(scratch, 'log')}",
+            *files,
+            conninfo,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "PGOPTIONS": options},
+        )
+        out, err = await process.communicate()
+        for name in os.listdir(scratch):
+            if not name.startswith("log."):
+                continue
+            with open(os.path.join(scratch, name), encoding="utf-8") as log:
+                for line in log:
+                    # client_id transaction_no time script_no time_epoch time_us: time is the latency in µs
+                    fields = line.split()
+                    if len(fields) < 3:
+                        continue
+                    if fields[2].isdigit():
+                        sample.latencies.append(int(fields[2]) / 1e6)
+                    else:  # "failed" (or "skipped"): counted, with no latency of its own
+                        sample.latencies.append(0.0)
+                        sample.errors += 1
+    sample.elapsed = float(seconds)
+    if process.returncode != 0:
+        message = err.decode(errors="replace").strip()[-300:] or out.decode(errors="replace")[-300:]
+        sample.first_error = f"pgbench exited with {process.returncode}: {message}"
+        sample.errors += 1
+        sample.latencies.append(0.0)
+    sample.bytes = round(mean_bytes * (sample.requests - sample.errors))
     return sample

@@ -14,7 +14,7 @@ from benchmarks.loadgen import Sample
 TARGETS = ("service", "raw", "tipg")
 TARGET_TITLES = {
     "service": "service — this service over HTTP",
-    "raw": "raw — the service's SQL statement through psycopg, no HTTP",
+    "raw": "raw — the service's SQL statement, no HTTP (pgbench, or psycopg without it)",
     "tipg": "tipg — over HTTP, on its own table with the same rows",
 }
 

@@ -23,7 +23,18 @@ import uvicorn
 from sqlalchemy import Engine
 
 from benchmarks import database, report
-from benchmarks.loadgen import Sample, ensure_wrk, execute, open_pool, run_http, run_sql, run_wrk
+from benchmarks.loadgen import (
+    Sample,
+    ensure_wrk,
+    execute,
+    open_pool,
+    pgbench_path,
+    pgbench_scripts,
+    run_http,
+    run_pgbench,
+    run_sql,
+    run_wrk,
+)
 from benchmarks.report import Cell, RowCountResult
 from benchmarks.servers import OUTPUT, Server, ensure_tipg, service_server, tipg_server
 from benchmarks.workloads import DEEP_OFFSET, SERVICE_ITEMS, Dataset, Workload, build_workloads
@@ -68,6 +79,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=("auto", "wrk", "httpx"),
         default="auto",
         help="HTTP load generator: wrk (apt-get installs it if missing), httpx, or auto (wrk if possible)",
+    )
+    parser.add_argument(
+        "--raw-client",
+        choices=("auto", "pgbench", "psycopg"),
+        default="auto",
+        help="SQL load generator of the raw target: pgbench, psycopg, or auto (pgbench if installed)",
     )
     parser.add_argument("--note", action="append", default=[], help="a line to put at the top of the results")
     args = parser.parse_args(argv)
@@ -122,6 +139,8 @@ class Runner:
         self.servers = servers
         self.conninfo = conninfo
         self.wrk: str | None = getattr(args, "wrk", None)
+        self.pgbench: str | None = getattr(args, "pgbench", None)
+        self.scripts: dict[str, tuple[list[str], float]] = {}  # workload → pgbench scripts, mean bytes
 
     async def _probe(self, workload: Workload, pool: Any, result: RowCountResult) -> list[str]:
         """One request per target: who answers (a 404 skips the workload for that target), and whether
@@ -140,6 +159,12 @@ class Runner:
                 except Exception as exc:  # reported; the other targets still run
                     result.skipped.append(f"`{workload.key}` on raw: the statement failed ({exc})")
                     continue
+                if self.pgbench is not None:
+                    try:
+                        self.scripts[workload.key] = await pgbench_scripts(pool, workload.raw)
+                    except ValueError as exc:
+                        result.skipped.append(f"`{workload.key}` on raw: no pgbench script ({exc})")
+                        continue
                 ids[target] = _ids_raw(rows)
                 active.append(target)
                 continue
@@ -174,6 +199,11 @@ class Runner:
     ) -> Sample:
         if target == "raw":
             assert workload.raw is not None
+            if self.pgbench is not None:
+                scripts, mean_bytes = self.scripts[workload.key]
+                return await run_pgbench(
+                    self.pgbench, self.conninfo, scripts, mean_bytes, concurrency, seconds
+                )
             return await run_sql(pool, workload.raw, concurrency, seconds)
         server = self.servers[target]
         paths = workload.service if target == "service" else workload.tipg
@@ -286,6 +316,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit("wrk is not installed and could not be installed: use --client httpx")
         if args.wrk is not None:
             versions["wrk"] = _wrk_version(args.wrk)
+        args.pgbench = None if args.raw_client == "psycopg" else pgbench_path()
+        if args.raw_client == "pgbench" and args.pgbench is None:
+            raise SystemExit("pgbench is not installed (it comes with PostgreSQL): use --raw-client psycopg")
+        if args.pgbench is not None:
+            done = subprocess.run([args.pgbench, "--version"], capture_output=True, text=True, check=False)
+            versions["pgbench"] = done.stdout.strip() or "pgbench"
         if "tipg" in args.targets:
             versions["tipg"] = ensure_tipg(reinstall=args.reinstall_tipg)
         results = [run_row_count(args, target, engine, rows) for rows in args.rows]
@@ -311,10 +347,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             else "httpx.AsyncClient, keep-alive"
         )
         + ", `Accept-Encoding: identity` (neither server compresses)",
-        "Load generator": (
-            "wrk, on the same machine as the servers and PostgreSQL (the raw target: the harness process)"
-            if args.wrk
-            else "the harness process itself, on the same machine as the servers and PostgreSQL"
+        "Load generator": ("wrk" if args.wrk else "the harness process itself (httpx)")
+        + ", on the same machine as the servers and PostgreSQL; the raw target: "
+        + (
+            f"pgbench, {min(2, max(args.concurrency))} threads, one connection per concurrent statement,"
+            " `-M prepared`, one script per statement drawn at random with equal weights"
+            " (p50/p99 from its per-transaction log; bytes/response: each statement's result fetched once)"
+            if args.pgbench
+            else "psycopg in the harness process"
         ),
     }
     text = report.render(

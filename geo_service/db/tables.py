@@ -48,6 +48,8 @@ features = Table(
     Column("status", Text, Computed("properties->>'status'")),
     Column("accuracy", Text, Computed("properties->>'accuracy'")),
     Column("geom", Geometry(srid=4326, spatial_index=False), nullable=True),
+    # the same geometry in Web Mercator, kept by PostgreSQL, for vector tiles (migration 0002)
+    Column("geom_3857", Geometry(srid=3857, spatial_index=False), Computed("ST_Transform(geom, 3857)")),
     Column("version", Integer, nullable=False, server_default="1"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import shapely
-from pyogrio import raw
 from pyproj import CRS as ProjCRS
 from pyproj import Transformer
 from shapely.geometry import mapping
@@ -133,6 +132,9 @@ def _value(raw_value: Any, schema: dict[str, Any]) -> Any:
 
 def read_rows(source: str | Path, layer: Layer, datum: str | None) -> list[tuple[dict[str, Any], Any]]:
     """The file's rows as (properties, WGS 84 shapely geometry or None)."""
+    # GDAL is loaded on first use: it adds ~27 MiB to every process that imports it
+    from pyogrio import raw
+
     try:
         meta, _, geometries, columns = raw.read(str(source))
     except Exception as exc:  # GDAL reports unreadable files with several error types

@@ -14,7 +14,6 @@ from typing import Any
 
 import anyio.to_thread
 import numpy as np
-from pyogrio import raw
 
 from geo_service.catalog import Layer
 from geo_service.errors import InvalidParameter
@@ -113,6 +112,9 @@ def write_file(
         options = {"SPATIAL_INDEX": "NO"}
     if fmt.key == "gpkg":
         options = {"IDENTIFIER": str(layer.title), "DESCRIPTION": str(layer.description)}
+    # GDAL is loaded on first use: it adds ~27 MiB to every process that imports it
+    from pyogrio import raw
+
     buffer = io.BytesIO()
     raw.write(
         buffer,

@@ -213,3 +213,62 @@ def test_features_need_a_code(private_engine: Engine) -> None:
         conn.execute(
             text("INSERT INTO features (layer_id, properties) VALUES ('probe', '{\"name_zh\": \"无代码\"}')")
         )
+
+
+def _columns(url: str, table: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return {c["name"] for c in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+def _mercator_matches(conn: Connection, code: str) -> bool:
+    """Whether the stored Web Mercator geometry of the feature is its geometry transformed (to 1 mm)."""
+    return bool(
+        conn.scalar(
+            text(
+                "SELECT ST_SRID(geom_3857) = 3857"
+                " AND ST_Equals(ST_SnapToGrid(geom_3857, 0.001),"
+                " ST_SnapToGrid(ST_Transform(geom, 3857), 0.001))"
+                " FROM features WHERE code = :c"
+            ),
+            {"c": code},
+        )
+    )
+
+
+def test_web_mercator_geometry_follows_every_write(private_engine: Engine) -> None:
+    """`geom_3857` is written with the feature and follows an update of `geom`; it cannot be set directly."""
+    with private_engine.begin() as conn:
+        _add_layer(conn, "probe")
+        _insert_points(conn, "probe", ["a"])
+        assert _mercator_matches(conn, "a")
+        conn.execute(text("UPDATE features SET geom = ST_SetSRID(ST_MakePoint(121.0, 30.9), 4326)"))
+        assert _mercator_matches(conn, "a")
+        x = conn.scalar(text("SELECT ST_X(geom_3857) FROM features WHERE code = 'a'"))
+        assert x == pytest.approx(121.0 * 20037508.342789244 / 180)
+        conn.execute(text("UPDATE features SET geom = NULL"))
+        assert conn.scalar(text("SELECT geom_3857 IS NULL FROM features WHERE code = 'a'"))
+    with pytest.raises(DBAPIError), private_engine.begin() as conn:
+        conn.execute(text("UPDATE features SET geom_3857 = ST_SetSRID(ST_MakePoint(0, 0), 3857)"))
+
+
+def test_downgrade_to_0001_drops_the_web_mercator_column(private_url: str, private_engine: Engine) -> None:
+    """Going back to 0001 removes `geom_3857` and its index and keeps the features; upgrading again
+    recomputes it for the rows already there."""
+    with private_engine.begin() as conn:
+        _add_layer(conn, "probe")
+        _insert_points(conn, "probe", ["a", "b"])
+    migrate.downgrade(private_url, "0001")
+    assert "geom_3857" not in _columns(private_url, "features")
+    with private_engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM features")) == 2
+        assert not conn.scalar(
+            text("SELECT count(*) FROM pg_indexes WHERE indexname = 'features_geom_3857_idx'")
+        )
+    migrate.upgrade(private_url)
+    assert "geom_3857" in _columns(private_url, "features")
+    with private_engine.connect() as conn:
+        assert _mercator_matches(conn, "a") and _mercator_matches(conn, "b")
+        assert conn.scalar(text("SELECT count(*) FROM pg_indexes WHERE indexname = 'features_geom_3857_idx'"))

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from shapely.geometry import box, shape
 from sqlalchemy import text
 
+from geo_service.editing.keys import add_key
 from tests.conftest import Writable
 
 Seeds = dict[str, dict[str, dict[str, Any]]]
@@ -163,6 +164,53 @@ def test_an_edit_changes_the_tile_at_once(writable: Writable, seeds: Seeds) -> N
     assert [
         f["properties"]["name_zh"] for f in decoded["features"] if f["properties"]["code"] == SOUTH_STATION
     ] == ["嘉兴南站(改)"]
+
+
+def _station_at(content: bytes, tile: morecantile.Tile) -> tuple[float, float] | None:
+    """Where 嘉兴南站 is drawn in the tile (longitude, latitude), or None if the tile does not hold it."""
+    if not content:
+        return None
+    decoded = _decode(content)["rail_stations"]
+    found = [f for f in decoded["features"] if f["properties"]["code"] == SOUTH_STATION]
+    if not found:
+        return None
+    gx, gy = found[0]["geometry"]["coordinates"]
+    west, south, east, north = TMS.xy_bounds(tile)
+    lon, lat = TMS.lnglat(
+        west + gx / decoded["extent"] * (east - west), south + gy / decoded["extent"] * (north - south)
+    )
+    return lon, lat
+
+
+def test_a_moved_feature_moves_in_the_tiles(writable: Writable, seeds: Seeds) -> None:
+    """PATCHing a feature's geometry moves it in the very next tiles: gone from the tile it left, drawn at
+    its new place in the tile it moved to (the stored Web Mercator geometry follows the edit)."""
+    client = writable.client
+    auth = {"Authorization": f"Bearer {add_key(writable.engine, '瓦片测试 tiler', 'editor')}"}
+    lon, lat = seeds["rail_stations"][SOUTH_STATION]["geometry"]["coordinates"]
+    new_lon, new_lat = lon + 0.05, lat + 0.03
+    old_tile, new_tile = TMS.tile(lon, lat, 14), TMS.tile(new_lon, new_lat, 14)
+    assert old_tile != new_tile
+    before = client.get(_tile_url("rail_stations", old_tile))
+    assert _station_at(before.content, old_tile) == pytest.approx((lon, lat), abs=1e-4)
+    assert _station_at(client.get(_tile_url("rail_stations", new_tile)).content, new_tile) is None
+    with writable.engine.connect() as conn:
+        fid = conn.scalar(
+            text("SELECT id FROM features WHERE layer_id = 'rail_stations' AND code = :c"),
+            {"c": SOUTH_STATION},
+        )
+    moved = client.patch(
+        f"/collections/rail_stations/items/{fid}",
+        json={"geometry": {"type": "Point", "coordinates": [new_lon, new_lat]}},
+        headers=auth | {"Content-Type": "application/merge-patch+json"},
+    )
+    assert moved.status_code == 204, moved.text
+    after = client.get(
+        _tile_url("rail_stations", old_tile), headers={"If-None-Match": before.headers["etag"]}
+    )
+    assert after.status_code in (200, 204) and _station_at(after.content, old_tile) is None
+    there = client.get(_tile_url("rail_stations", new_tile))
+    assert _station_at(there.content, new_tile) == pytest.approx((new_lon, new_lat), abs=1e-4)
 
 
 @pytest.mark.parametrize(
