@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 from benchmarks.servers import rss_bytes
 from benchmarks.workloads import RawQuery
 from geo_service.db.embedded import ClusterError, find_pg_bin
+from geo_service.db.engine import READ_SETTINGS
 
 OK_STATUS = (200, 204)  # 204: an empty tile
 
@@ -162,11 +163,8 @@ def _size(value: Any) -> int:
     return 0
 
 
-# the session settings of the service's read pool (geo_service.db.engine), so raw runs what it runs
-READ_SETTINGS = ("jit = off", "max_parallel_workers_per_gather = 0")
-
-
 async def _configure(conn: AsyncConnection[Any]) -> None:
+    # the session settings of the service's read pool, so raw runs what it runs
     for setting in READ_SETTINGS:
         await conn.execute(f"SET {setting}")
 

@@ -102,13 +102,16 @@ def libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+# Reads are many short statements at once, on a few cores: JIT compilation (tens of milliseconds, set off by
+# the high cost estimates of PostGIS functions) and parallel workers (a seq scan split over workers looks
+# cheaper than an index scan when every row calls ST_AsMVTGeom) only slow them down.
+READ_SETTINGS = ("jit = off", "max_parallel_workers_per_gather = 0")
+
+
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     conn.adapters.register_loader("text", RawText)
-    # Reads are many short statements at once, on a few cores: JIT compilation (tens of milliseconds, set off
-    # by the high cost estimates of PostGIS functions) and parallel workers (a seq scan split over workers
-    # looks cheaper than an index scan when every row calls ST_AsMVTGeom) only slow them down.
-    await conn.execute("SET jit = off")
-    await conn.execute("SET max_parallel_workers_per_gather = 0")
+    for setting in READ_SETTINGS:
+        await conn.execute(f"SET {setting}")
 
 
 def read_pool(url: str, settings: Settings) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:

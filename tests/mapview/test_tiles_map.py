@@ -75,16 +75,7 @@ def test_click_on_a_tile_feature_quotes_the_plan(tiles_page: tuple[Page, Traffic
     """Clicking 嘉兴南站 where the tile draws it opens the same popup as the GeoJSON maps: the plan clause."""
     page, _ = tiles_page
     lon, lat = seeds["rail_stations"][STATION]["geometry"]["coordinates"]
-    x, y = page.evaluate(
-        """([lat, lon]) => {
-            const map = window.jxplanMap;
-            const box = map.getContainer().getBoundingClientRect();
-            const p = map.latLngToContainerPoint([lat, lon]);
-            return [box.left + p.x, box.top + p.y];
-        }""",
-        [lat, lon],
-    )
-    page.mouse.click(x, y)
+    page.mouse.click(*_screen_point(page, lon, lat))
     quote = page.locator(".leaflet-popup-content blockquote.jx-plan-text")
     quote.wait_for(timeout=10_000)
     assert seeds["rail_stations"][STATION]["properties"]["plan_text"] in quote.inner_text()
