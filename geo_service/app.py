@@ -111,10 +111,11 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.state.matched_counts = MatchedCounts()
     install_error_handlers(app)
     install_compression(app)
+    # the data routes first: plain routes, matched before the routers (see geo_service.ogc.dependencies)
+    app.router.routes[:0] = [*items.routes, *tiles.routes]
     for router in (
         landing.router,
         collections.router,
-        items.router,
         schemas.router,
         tiles.router,
         editing_routes.router,

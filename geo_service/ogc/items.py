@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.routing import Route
 
 from geo_service.catalog import Layer
 from geo_service.errors import InvalidParameter, NotFound
@@ -23,18 +24,15 @@ from geo_service.ogc.crs import CRS, content_crs, parse_crs
 from geo_service.ogc.cursor import decode_cursor, encode_cursor
 from geo_service.ogc.dependencies import (
     LayerState,
-    get_engine,
-    get_layer,
-    get_reads,
-    get_settings,
     layer_state,
     parse_feature_id,
     parse_layer_state,
+    path_layer,
     read_layer_state,
 )
 from geo_service.ogc.fields import SortKey, layer_fields, parse_properties, parse_sortby
 from geo_service.ogc.html import render
-from geo_service.ogc.links import base_url, link, url
+from geo_service.ogc.links import base_url, href, link, query_pairs
 from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, negotiate
 from geo_service.ogc.openapi import FEATURE_PARAMETERS, ITEMS_PARAMETERS
 from geo_service.ogc.parameters import parse_bbox, parse_datetime, parse_limit, reject_unknown
@@ -50,7 +48,7 @@ from geo_service.ogc.query import (
 from geo_service.ogc.responses import cache_headers, etag_for, feature_etag, not_modified
 from geo_service.settings import Settings
 
-router = APIRouter()
+ReadPool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 
 FEATURES_START = b'{"type":"FeatureCollection","features":['
 
@@ -61,34 +59,28 @@ def _conditional(request: Request) -> bool:
     return "if-none-match" in headers or "if-modified-since" in headers
 
 
-def _format_links(
-    request: Request, settings: Settings, path: str, fmt: str, **query: Any
-) -> list[dict[str, str]]:
+def _format_links(base: str, path: str, fmt: str, pairs: list[str]) -> list[dict[str, str]]:
+    """`self` and `alternate` links, as GeoJSON and HTML, of a selection (`pairs` from `query_pairs`)."""
     return [
-        link(
-            url(request, settings, path, **query, f="json"),
-            "self" if fmt == GEOJSON else "alternate",
-            GEOJSON,
-        ),
-        link(url(request, settings, path, **query, f="html"), "self" if fmt == HTML else "alternate", HTML),
+        link(href(base, path, [*pairs, "f=json"]), "self" if fmt == GEOJSON else "alternate", GEOJSON),
+        link(href(base, path, [*pairs, "f=html"]), "self" if fmt == HTML else "alternate", HTML),
     ]
 
 
-def _download_links(request: Request, settings: Settings, path: str, **query: Any) -> list[dict[str, str]]:
-    """Every match as a file, one `alternate` link per format (no cursor: a file holds all matches)."""
+def _download_links(base: str, path: str, pairs: dict[str, str]) -> list[dict[str, str]]:
+    """Every match as a file, one `alternate` link per format (no cursor, no limit: a file holds all)."""
     links = []
     for fmt in downloads.FORMATS.values():
         # KML is WGS 84 by definition: its link leaves `crs` out rather than lead to a refusal
-        values = {k: v for k, v in query.items() if not (fmt.key == "kml" and k == "crs")}
+        kept = [p for k, p in pairs.items() if k != "limit" and not (fmt.key == "kml" and k == "crs")]
         links.append(
-            link(
-                url(request, settings, path, **values, f=fmt.key),
-                "alternate",
-                fmt.media_type,
-                f"下载 {fmt.title}",
-            )
+            link(href(base, path, [*kept, f"f={fmt.key}"]), "alternate", fmt.media_type, f"下载 {fmt.title}")
         )
     return links
+
+
+def _collection_link(base: str, layer: Layer) -> dict[str, str]:
+    return link(f"{base}/collections/{layer.id}?f=json", "collection", JSON, str(layer.title))
 
 
 @dataclass(frozen=True)
@@ -143,10 +135,12 @@ def parse_items_query(request: Request, layer: Layer, settings: Settings) -> Ite
     return ItemsQuery(filter_, crs, sort, selected, limit, explicit_limit, fingerprint, after, drop)
 
 
-def _query_values(request: Request, layer: Layer) -> dict[str, Any]:
-    """The selection parameters of this request, to carry into links (format and cursor aside)."""
+def _query_values(request: Request, layer: Layer) -> dict[str, str]:
+    """The selection parameters of this request, to carry into links (format and cursor aside), in the
+    order the API declares them."""
+    params = request.query_params
     names = [*ITEMS_PARAMETERS, *property_parameters(layer)]
-    return {n: request.query_params.get(n) for n in names if n not in ("f", "cursor")}
+    return {n: params[n] for n in names if n in params and n not in ("f", "cursor")}
 
 
 async def _download(
@@ -182,23 +176,20 @@ async def _download(
     return Response(content=body, media_type=media, headers=headers)
 
 
-@router.get("/collections/{collection_id}/items", include_in_schema=False)
-async def items(
-    request: Request,
-    layer: Layer = Depends(get_layer),
-    settings: Settings = Depends(get_settings),
-    engine: AsyncEngine = Depends(get_engine),
-) -> Response:
+async def items(request: Request) -> Response:
     """A page of features: GeoJSON assembled by PostgreSQL, or an HTML table; or a file of all matches."""
+    layer = path_layer(request)
+    app_state = request.app.state
+    settings: Settings = app_state.settings
     fmt = negotiate(request, [GEOJSON, HTML, *downloads.FORMATS])
     query = parse_items_query(request, layer, settings)
     if fmt in downloads.FORMATS:
-        return await _download(request, layer, engine, query, downloads.FORMATS[fmt])
+        return await _download(request, layer, app_state.engine, query, downloads.FORMATS[fmt])
     params = request.query_params
     filter_, crs, after, fingerprint = query.filter, query.crs, query.after, query.fingerprint
 
-    pool = request.app.state.reads
-    counts: MatchedCounts = request.app.state.matched_counts
+    pool: ReadPool = app_state.reads
+    counts: MatchedCounts = app_state.matched_counts
     count: bool | CountUnless = False
     if filter_.is_filtered:  # counted in the page's statement, unless the count of this version is known
         recent = counts.latest(layer.id, filter_.fingerprint())
@@ -258,30 +249,20 @@ async def items(
                     yield piece
 
     def closing_links(end: dict[str, Any]) -> list[dict[str, str]]:
+        base = base_url(request, settings)
         path = f"/collections/{layer.id}/items"
-        values = _query_values(request, layer)
-        links = _format_links(request, settings, path, fmt, **values, cursor=params.get("cursor"))
-        links += _download_links(request, settings, path, **{k: v for k, v in values.items() if k != "limit"})
+        pairs = query_pairs(**_query_values(request, layer))
+        selection = list(pairs.values())
+        links = _format_links(
+            base, path, fmt, [*selection, *query_pairs(cursor=params.get("cursor")).values()]
+        )
+        links += _download_links(base, path, pairs)
         if end["has_more"]:
             cursor = encode_cursor(end["last"], fingerprint)
-            next_type = HTML if fmt == HTML else GEOJSON
-            f = "html" if fmt == HTML else "json"
-            links.append(
-                link(
-                    url(request, settings, path, **values, cursor=cursor, f=f),
-                    "next",
-                    next_type,
-                    "下一页 Next page",
-                )
-            )
-        links.append(
-            link(
-                url(request, settings, f"/collections/{layer.id}", f="json"),
-                "collection",
-                JSON,
-                str(layer.title),
-            )
-        )
+            next_type, f = (HTML, "html") if fmt == HTML else (GEOJSON, "json")
+            next_href = href(base, path, [*selection, *query_pairs(cursor=cursor).values(), f"f={f}"])
+            links.append(link(next_href, "next", next_type, "下一页 Next page"))
+        links.append(_collection_link(base, layer))
         return links
 
     headers = cache_headers(etag, state.updated_at)
@@ -370,16 +351,13 @@ async def _feature_version(engine: AsyncEngine, layer: Layer, feature_id: int, r
     return Response(content=row.feature, media_type=GEOJSON, headers=headers)
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", include_in_schema=False)
-async def feature(
-    feature_id: str,
-    request: Request,
-    layer: Layer = Depends(get_layer),
-    settings: Settings = Depends(get_settings),
-    engine: AsyncEngine = Depends(get_engine),
-    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = Depends(get_reads),
-) -> Response:
+async def feature(request: Request) -> Response:
     """One feature, with links to itself and its collection."""
+    layer = path_layer(request)
+    feature_id = str(request.path_params["feature_id"])
+    app_state = request.app.state
+    settings: Settings = app_state.settings
+    pool: ReadPool = app_state.reads
     reject_unknown(request.query_params, FEATURE_PARAMETERS)
     crs = parse_crs(request.query_params.get("crs"), "crs")
     selected = parse_properties(request.query_params.get("properties"), layer)
@@ -388,7 +366,7 @@ async def feature(
     fid = parse_feature_id(layer, feature_id)
     requested = request.query_params.get("version")
     if requested is not None:
-        return await _feature_version(engine, layer, fid, requested)
+        return await _feature_version(app_state.engine, layer, fid, requested)
     sql, values = feature_sql(layer.id, fid, crs, drop).psycopg()
     async with pool.connection() as conn:
         row = await (await conn.execute(sql, values)).fetchone()
@@ -408,20 +386,11 @@ async def feature(
     if (cached := not_modified(request, etag, updated_at)) is not None:
         return cached
     headers = cache_headers(etag, updated_at)
-    path = f"/collections/{layer.id}/items/{feature_id}"
-    links = _format_links(
-        request,
-        settings,
-        path,
-        fmt,
-        crs=request.query_params.get("crs"),
-        properties=request.query_params.get("properties"),
-    )
-    links.append(
-        link(
-            url(request, settings, f"/collections/{layer.id}", f="json"), "collection", JSON, str(layer.title)
-        )
-    )
+    base = base_url(request, settings)
+    params = request.query_params
+    selection = query_pairs(crs=params.get("crs"), properties=params.get("properties"))
+    links = _format_links(base, f"/collections/{layer.id}/items/{feature_id}", fmt, list(selection.values()))
+    links.append(_collection_link(base, layer))
     if fmt == HTML:
         doc = json.loads(feature_text)
         titles = {k: v.get("title", k) for k, v in layer.json_schema["properties"].items()}
@@ -441,3 +410,10 @@ async def feature(
     body = feature_text[:-1] + b',"links":' + json.dumps(links, ensure_ascii=False).encode() + b"}"
     headers["Content-Crs"] = content_crs(crs)
     return Response(content=body, media_type=GEOJSON, headers=headers)
+
+
+# plain routes, matched before the app's routers (see geo_service.ogc.dependencies)
+routes = [
+    Route("/collections/{collection_id}/items", items, methods=["GET"]),
+    Route("/collections/{collection_id}/items/{feature_id}", feature, methods=["GET"]),
+]

@@ -22,10 +22,11 @@ import morecantile
 from fastapi import APIRouter, Depends, Request, Response
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
+from starlette.routing import Route
 
 from geo_service.catalog import Catalog, Layer
 from geo_service.errors import InvalidParameter, NotFound
-from geo_service.ogc.dependencies import get_catalog, get_layer, get_reads, get_settings
+from geo_service.ogc.dependencies import get_catalog, get_layer, get_settings, path_layer
 from geo_service.ogc.fields import layer_fields
 from geo_service.ogc.links import link, url
 from geo_service.ogc.negotiation import JSON, negotiate
@@ -176,34 +177,30 @@ async def _tile_response(
     return Response(content=tile, media_type=MVT, headers=headers)
 
 
-@router.get("/collections/{collection_id}/tiles/{tms_id}/{z}/{row}/{col}", include_in_schema=False)
-async def collection_tile(
-    tms_id: str,
-    z: str,
-    row: str,
-    col: str,
-    request: Request,
-    layer: Layer = Depends(get_layer),
-    pool: AsyncConnectionPool[AsyncConnection[Any]] = Depends(get_reads),
-) -> Response:
+def _path_tile(request: Request) -> tuple[int, int, int]:
+    path = request.path_params
+    return _tile_index(str(path["tms_id"]), str(path["z"]), str(path["row"]), str(path["col"]))
+
+
+async def collection_tile(request: Request) -> Response:
     """One vector tile of one collection."""
-    zoom, x, y = _tile_index(tms_id, z, row, col)
-    return await _tile_response(request, pool, [layer], zoom, x, y)
+    layer = path_layer(request)
+    zoom, x, y = _path_tile(request)
+    return await _tile_response(request, request.app.state.reads, [layer], zoom, x, y)
 
 
-@router.get("/tiles/{tms_id}/{z}/{row}/{col}", include_in_schema=False)
-async def dataset_tile(
-    tms_id: str,
-    z: str,
-    row: str,
-    col: str,
-    request: Request,
-    catalog: Catalog = Depends(get_catalog),
-    pool: AsyncConnectionPool[AsyncConnection[Any]] = Depends(get_reads),
-) -> Response:
+async def dataset_tile(request: Request) -> Response:
     """One vector tile of the whole plan: one MVT layer per collection."""
-    zoom, x, y = _tile_index(tms_id, z, row, col)
-    return await _tile_response(request, pool, list(catalog.layers.values()), zoom, x, y)
+    catalog: Catalog = request.app.state.catalog
+    zoom, x, y = _path_tile(request)
+    return await _tile_response(request, request.app.state.reads, list(catalog.layers.values()), zoom, x, y)
+
+
+# plain routes, matched before the app's routers (see geo_service.ogc.dependencies)
+routes = [
+    Route("/collections/{collection_id}/tiles/{tms_id}/{z}/{row}/{col}", collection_tile, methods=["GET"]),
+    Route("/tiles/{tms_id}/{z}/{row}/{col}", dataset_tile, methods=["GET"]),
+]
 
 
 # -- metadata ---------------------------------------------------------------------------------------------

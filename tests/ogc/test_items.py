@@ -485,6 +485,14 @@ def test_gzip_when_asked(client: TestClient) -> None:
     assert plain.headers.get("content-encoding") in (None, "identity")
     assert len(plain.content) > 10_000
     assert zipped.json()["features"] == plain.json()["features"]
+    # another representation: its own ETag, marked for caches; If-None-Match with it gives 304
+    assert "accept-encoding" in zipped.headers["vary"].lower()
+    assert zipped.headers["etag"] == plain.headers["etag"][:-1] + '-gzip"'
+    again = client.get(
+        _url("admin_boundaries"), headers={"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["etag"]}
+    )
+    assert again.status_code == 304
+    assert again.headers["etag"] == zipped.headers["etag"]
 
 
 def test_conditional_get(client: TestClient) -> None:
