@@ -368,8 +368,11 @@ async def feature(request: Request) -> Response:
     if requested is not None:
         return await _feature_version(app_state.engine, layer, fid, requested)
     sql, values = feature_sql(layer.id, fid, crs, drop).psycopg()
-    async with pool.connection() as conn:
+    conn = await pool.getconn()
+    try:
         row = await (await conn.execute(sql, values)).fetchone()
+    finally:
+        await pool.putconn(conn)
     if row is None:
         raise NotFound(f"No feature {feature_id} in collection {layer.id}.")
     feature_text: bytes = row[0]

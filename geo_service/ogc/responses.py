@@ -7,6 +7,7 @@ import json
 import re
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import lru_cache
 from typing import Any
 
 from fastapi import Request, Response
@@ -29,13 +30,17 @@ def etag_for(*parts: object) -> str:
     return f'"{digest}"'
 
 
+@lru_cache(maxsize=4096)
+def http_date(moment: datetime) -> str:
+    """An HTTP date (`Mon, 23 Nov 2026 08:00:00 GMT`); many features share their layer's load time."""
+    return format_datetime(moment.astimezone(UTC).replace(microsecond=0), usegmt=True)
+
+
 def cache_headers(etag: str, last_modified: datetime | None) -> dict[str, str]:
     """Validators and a policy that makes clients revalidate (edits must show at once)."""
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept"}
     if last_modified is not None:
-        headers["Last-Modified"] = format_datetime(
-            last_modified.astimezone(UTC).replace(microsecond=0), usegmt=True
-        )
+        headers["Last-Modified"] = http_date(last_modified)
     return headers
 
 
