@@ -46,6 +46,7 @@ REL_TILING_SCHEMES = "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes"
 MAX_ZOOM = 22
 EXTENT = 4096  # MVT grid units per tile side
 BUFFER = 64  # grid units drawn beyond the edge, so strokes do not break at tile borders
+SIMPLIFY_FROM = 32  # vertices: simpler geometries are not simplified before clipping
 # the properties every tile carries (small, enough to style, label and link to the feature)
 TILE_PROPERTIES = ("code", "name_zh", "name_en", "category", "status", "accuracy")
 _INT = re.compile(r"^(0|[1-9][0-9]{0,9})$")
@@ -89,8 +90,11 @@ def _layer_select(layer: Layer, index: int) -> str:
     columns = ", ".join(f'{fields[name].sql} AS "{name}"' for name in TILE_PROPERTIES if name in fields)
     geometry = "f.geom_3857"
     if _DIMENSION[layer.geometry_type] > 0:
-        # drop detail finer than a quarter of a screen pixel (a 256-pixel tile) before clipping
-        geometry = f"ST_Simplify({geometry}, :pixel, true)"
+        # drop detail finer than a quarter of a screen pixel (a 256-pixel tile) before clipping, from lines
+        # and outlines with many vertices; a small shape (a parcel) is left to ST_AsMVTGeom's snapping to
+        # the tile grid, which costs less than simplifying it (a z12 tile of 1,000 parcels: -20 % time)
+        simplified = f"ST_Simplify({geometry}, :pixel, true)"
+        geometry = f"CASE WHEN ST_NPoints({geometry}) > {SIMPLIFY_FROM} THEN {simplified} ELSE {geometry} END"
     return f"""
         (SELECT COALESCE(ST_AsMVT(t, :name{index}, {EXTENT}, 'geom', 'id'), ''::bytea) FROM (
             SELECT f.id, {columns},
