@@ -86,6 +86,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="auto",
         help="SQL load generator of the raw target: pgbench, psycopg, or auto (pgbench if installed)",
     )
+    parser.add_argument(
+        "--tile-cache",
+        type=int,
+        default=0,
+        metavar="MB",
+        help="the service's tile cache (JXPLAN_TILE_CACHE_MB); 0, the default, cuts every tile as tipg does",
+    )
     parser.add_argument("--note", action="append", default=[], help="a line to put at the top of the results")
     args = parser.parse_args(argv)
     args.rows = args.rows or [100_000]
@@ -272,7 +279,7 @@ def run_row_count(
         else "bench_parcels: already loaded",
         flush=True,
     )
-    servers: dict[str, Server] = {"service": service_server(target.url)}
+    servers: dict[str, Server] = {"service": service_server(target.url, args.tile_cache)}
     if "tipg" in args.targets:
         if database.prepare_tipg_table(engine):
             print(f"{database.TIPG_TABLE}: rebuilt for tipg", flush=True)
@@ -340,6 +347,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Duration": f"{args.duration:g} s per workload, concurrency and target, in {args.rounds} rounds"
         f" (target order reversed every other round), after {args.warmup:g} s of warm-up each",
         "Concurrency": ", ".join(map(str, args.concurrency)),
+        "Service": "tile cache "
+        + (
+            f"on ({args.tile_cache} MiB): a tile repeated within its layer's version comes from memory"
+            if args.tile_cache
+            else "off (`JXPLAN_TILE_CACHE_MB=0`): every tile is cut by PostGIS, as tipg cuts it"
+        ),
         "HTTP": (
             f"wrk, {min(2, max(args.concurrency))} threads and one keep-alive connection per concurrent"
             " request (p50/p99 from its latency histogram; bytes/response: each request's body fetched once)"

@@ -145,13 +145,18 @@ class Server:
         self.stop()
 
 
-def service_server(database_url: str) -> Server:
-    """This service with the benchmark layers on (one process, the settings' default pool)."""
+def service_server(database_url: str, tile_cache_mb: int = 0) -> Server:
+    """This service with the benchmark layers on (one process, the settings' default pool); its tile cache
+    off unless asked for, so that every tile is cut by PostGIS, as tipg (which has none) cuts it."""
     return Server(
         name="service",
         python=Path(sys.executable),
         app=["geo_service.app:create_app", "--factory"],
-        env={"DATABASE_URL": database_url, "JXPLAN_BENCH_LAYERS": "1"},
+        env={
+            "DATABASE_URL": database_url,
+            "JXPLAN_BENCH_LAYERS": "1",
+            "JXPLAN_TILE_CACHE_MB": str(tile_cache_mb),
+        },
         ready_path="/collections?f=json",
     )
 

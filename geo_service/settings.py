@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     default_limit: int = Field(default=100, ge=1)
     max_limit: int = Field(default=10000, ge=1)
     pool_size: int = Field(default=10, ge=1)
+    tile_cache_mb: int = Field(
+        default=32, ge=0, description="Memory for vector tiles per process, kept by layer version (0: none)."
+    )
     exact_count_threshold: int = Field(
         default=100_000, ge=0, description="Filtered counts above this are estimated, not counted."
     )

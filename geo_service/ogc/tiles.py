@@ -33,6 +33,7 @@ from geo_service.ogc.negotiation import JSON, negotiate
 from geo_service.ogc.parameters import reject_unknown
 from geo_service.ogc.query import Sql
 from geo_service.ogc.responses import cache_headers, etag_for, json_response, not_modified
+from geo_service.ogc.tilecache import TileCache
 from geo_service.settings import Settings
 
 router = APIRouter()
@@ -158,23 +159,31 @@ async def _tile_response(
     request: Request, pool: Pool, layers: list[Layer], z: int, x: int, y: int
 ) -> Response:
     reject_unknown(request.query_params, [])
+    cache: TileCache = request.app.state.tile_cache
     conditional = "if-none-match" in request.headers or "if-modified-since" in request.headers
     async with pool.connection() as conn:
-        if conditional:  # the validators first, so a 304 costs no tile
+        if conditional or cache.enabled:  # the layers' versions first: a 304 or a cached tile costs no tile
             ids = [layer.id for layer in layers]
             cur = await conn.execute(*Sql(f"SELECT {STATES_SQL}", {"layer_ids": ids}).psycopg())
             row = await cur.fetchone()
             versions, updated = _versions(layers, None if row is None else row[0])
             etag = etag_for("tile", versions, z, x, y)
-            if (cached := not_modified(request, etag, updated)) is not None:
+            if conditional and (cached := not_modified(request, etag, updated)) is not None:
                 return cached
+            if (kept := cache.get((versions, z, x, y))) is not None:
+                return _tile_body(kept, etag, updated)
         # binary results: the tile comes as its bytes, not as hex text twice its size to decode
         cur = await conn.execute(*tile_sql(layers, z, x, y, state=True).psycopg(), binary=True)
         row = await cur.fetchone()
     assert row is not None  # a SELECT without FROM gives one row
     states, tile = row
+    # the versions of the tile's own snapshot: an edit between the two statements keys it under the new ones
     versions, updated = _versions(layers, states)
-    etag = etag_for("tile", versions, z, x, y)
+    cache.put((versions, z, x, y), tile or b"")
+    return _tile_body(tile, etag_for("tile", versions, z, x, y), updated)
+
+
+def _tile_body(tile: bytes | None, etag: str, updated: datetime) -> Response:
     headers = cache_headers(etag, updated)
     if not tile:
         return Response(status_code=204, headers=headers)

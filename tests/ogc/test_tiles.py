@@ -12,7 +12,10 @@ from fastapi.testclient import TestClient
 from shapely.geometry import box, shape
 from sqlalchemy import text
 
+from geo_service.app import create_app
+from geo_service.catalog import Catalog
 from geo_service.editing.keys import add_key
+from geo_service.settings import Settings
 from tests.conftest import Writable
 
 Seeds = dict[str, dict[str, dict[str, Any]]]
@@ -193,6 +196,10 @@ def test_a_moved_feature_moves_in_the_tiles(writable: Writable, seeds: Seeds) ->
     assert old_tile != new_tile
     before = client.get(_tile_url("rail_stations", old_tile))
     assert _station_at(before.content, old_tile) == pytest.approx((lon, lat), abs=1e-4)
+    cache = client.app.state.tile_cache  # type: ignore[attr-defined]
+    hits = cache.hits
+    assert client.get(_tile_url("rail_stations", old_tile)).content == before.content
+    assert cache.hits == hits + 1  # the old tile is in the cache now
     assert _station_at(client.get(_tile_url("rail_stations", new_tile)).content, new_tile) is None
     with writable.engine.connect() as conn:
         fid = conn.scalar(
@@ -209,8 +216,37 @@ def test_a_moved_feature_moves_in_the_tiles(writable: Writable, seeds: Seeds) ->
         _tile_url("rail_stations", old_tile), headers={"If-None-Match": before.headers["etag"]}
     )
     assert after.status_code in (200, 204) and _station_at(after.content, old_tile) is None
+    plain = client.get(_tile_url("rail_stations", old_tile))  # no validator: still not the cached tile
+    assert plain.headers["etag"] == after.headers["etag"] and _station_at(plain.content, old_tile) is None
     there = client.get(_tile_url("rail_stations", new_tile))
     assert _station_at(there.content, new_tile) == pytest.approx((new_lon, new_lat), abs=1e-4)
+
+
+def test_tiles_with_and_without_the_cache_agree(
+    client: TestClient, settings: Settings, catalog: Catalog
+) -> None:
+    """A repeated tile comes from the cache, byte for byte and with the same ETag as a service without a
+    cache (JXPLAN_TILE_CACHE_MB=0) cuts from the database; an empty tile is cached as a 204."""
+    cache = client.app.state.tile_cache  # type: ignore[attr-defined]
+    assert cache.enabled
+    paths = [
+        _tile_url("admin_boundaries", morecantile.Tile(x=1710, y=840, z=11)),
+        _tile_url(None, morecantile.Tile(x=3421, y=1680, z=12)),
+        _tile_url("rail_stations", morecantile.Tile(x=0, y=0, z=5)),  # nothing there
+    ]
+    first = [client.get(path) for path in paths]
+    hits = cache.hits
+    again = [client.get(path) for path in paths]
+    assert cache.hits == hits + len(paths)
+    uncached = settings.model_copy(update={"tile_cache_mb": 0})
+    with TestClient(create_app(uncached, catalog)) as plain_client:
+        plain = [plain_client.get(path) for path in paths]
+        assert not plain_client.app.state.tile_cache.enabled  # type: ignore[attr-defined]
+    assert [r.status_code for r in first] == [r.status_code for r in again] == [r.status_code for r in plain]
+    assert [r.status_code for r in first] == [200, 200, 204]
+    for a, b, c in zip(first, again, plain, strict=True):
+        assert a.content == b.content == c.content
+        assert a.headers["etag"] == b.headers["etag"] == c.headers["etag"]
 
 
 @pytest.mark.parametrize(
