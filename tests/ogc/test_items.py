@@ -495,6 +495,21 @@ def test_gzip_when_asked(client: TestClient) -> None:
     assert again.headers["etag"] == zipped.headers["etag"]
 
 
+def test_head_answers_like_get_without_a_body(client: TestClient) -> None:
+    """HEAD on a page, a feature and a tile: the status and validators of GET, no body."""
+    first = client.get(_url("rail_stations", limit=1)).json()["features"][0]["id"]
+    for path in (
+        _url("rail_stations", limit=2),
+        f"/collections/rail_stations/items/{first}",
+        "/collections/admin_boundaries/tiles/WebMercatorQuad/8/105/213",
+    ):
+        got, head = client.get(path), client.head(path)
+        assert got.status_code == head.status_code == 200, path
+        assert head.content == b"" and got.content
+        assert head.headers["etag"] == got.headers["etag"]
+        assert head.headers["content-type"] == got.headers["content-type"]
+
+
 def test_conditional_get(client: TestClient) -> None:
     """The ETag of a page gives 304 on If-None-Match; another query or format has another ETag."""
     url = _url("rail_stations", limit=2)
