@@ -114,7 +114,10 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(f"SET {setting}")
 
 
-def read_pool(url: str, settings: Settings) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+ReadPool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+
+
+def read_pool(url: str, settings: Settings) -> ReadPool:
     """The service's pool for reads: up to twice `pool_size` connections (as the engine's pool plus its
     overflow), autocommit, kept for half an hour. Opened by the app's lifespan."""
     return AsyncConnectionPool(

@@ -16,12 +16,12 @@ from typing import Any
 
 import psycopg
 from fastapi import Request
-from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from geo_service.catalog import Catalog, Layer
 from geo_service.errors import NotFound
+from geo_service.ogc.query import LAYER_STATE_SQL, Sql
 from geo_service.settings import Settings
 
 # Dependencies are `async def`: FastAPI runs a plain `def` dependency in a worker thread, a thread hop per
@@ -44,12 +44,6 @@ async def get_engine(request: Request) -> AsyncEngine:
     """The database pool opened by the app's lifespan."""
     engine: AsyncEngine = request.app.state.engine
     return engine
-
-
-async def get_reads(request: Request) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
-    """The read pool opened by the app's lifespan (psycopg's own: pages, features, tiles)."""
-    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = request.app.state.reads
-    return pool
 
 
 async def get_layer(collection_id: str, request: Request) -> Layer:
@@ -111,9 +105,6 @@ def parse_layer_state(layer: Layer, state: bytes | str | None) -> LayerState:
 
 async def read_layer_state(conn: psycopg.AsyncConnection[Any], layer: Layer) -> LayerState:
     """The layer's current state through the read pool (for conditional requests, before the work)."""
-    cur = await conn.execute(
-        "SELECT json_build_array(version, feature_count, updated_at)::text FROM layers WHERE id = %s",
-        (layer.id,),
-    )
+    cur = await conn.execute(*Sql(f"SELECT {LAYER_STATE_SQL}", {"layer_id": layer.id}).psycopg())
     row = await cur.fetchone()
     return parse_layer_state(layer, None if row is None else row[0])

@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
-from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import Route
 
 from geo_service.catalog import Layer
+from geo_service.db.engine import ReadPool
 from geo_service.errors import InvalidParameter, NotFound
 from geo_service.ogc import downloads
 from geo_service.ogc.counts import MatchedCounts
@@ -45,18 +44,10 @@ from geo_service.ogc.query import (
     feature_version_statement,
     page_sql,
 )
-from geo_service.ogc.responses import cache_headers, etag_for, feature_etag, not_modified
+from geo_service.ogc.responses import cache_headers, etag_for, feature_etag, is_conditional, not_modified
 from geo_service.settings import Settings
 
-ReadPool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
-
 FEATURES_START = b'{"type":"FeatureCollection","features":['
-
-
-def _conditional(request: Request) -> bool:
-    """Whether the request carries a validator (then the layer state is read before the work)."""
-    headers = request.headers
-    return "if-none-match" in headers or "if-modified-since" in headers
 
 
 def _format_links(base: str, path: str, fmt: str, pairs: list[str]) -> list[dict[str, str]]:
@@ -213,7 +204,7 @@ async def items(request: Request) -> Response:
     conn = await pool.getconn()
     stream: AsyncIterator[tuple[int, bytes]] | None = None
     try:
-        if _conditional(request):  # the validators first, so a 304 costs no page
+        if is_conditional(request):  # the validators first, so a 304 costs no page
             held = await read_layer_state(conn, layer)
             if (cached := not_modified(request, etag_of(held), held.updated_at)) is not None:
                 await pool.putconn(conn)

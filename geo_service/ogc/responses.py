@@ -44,6 +44,13 @@ def cache_headers(etag: str, last_modified: datetime | None) -> dict[str, str]:
     return headers
 
 
+def is_conditional(request: Request) -> bool:
+    """Whether the request carries a validator (then the state is read before the work, so that a 304
+    costs no body)."""
+    headers = request.headers
+    return "if-none-match" in headers or "if-modified-since" in headers
+
+
 def not_modified(request: Request, etag: str, last_modified: datetime | None) -> Response | None:
     """A 304 when the client's copy is current (If-None-Match wins over If-Modified-Since)."""
     if_none_match = request.headers.get("if-none-match")

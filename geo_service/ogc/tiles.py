@@ -20,11 +20,10 @@ from typing import Any
 
 import morecantile
 from fastapi import APIRouter, Depends, Request, Response
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 from starlette.routing import Route
 
 from geo_service.catalog import Catalog, Layer
+from geo_service.db.engine import ReadPool
 from geo_service.errors import InvalidParameter, NotFound
 from geo_service.ogc.dependencies import get_catalog, get_layer, get_settings, path_layer
 from geo_service.ogc.fields import layer_fields
@@ -32,7 +31,7 @@ from geo_service.ogc.links import link, url
 from geo_service.ogc.negotiation import JSON, negotiate
 from geo_service.ogc.parameters import reject_unknown
 from geo_service.ogc.query import Sql
-from geo_service.ogc.responses import cache_headers, etag_for, json_response, not_modified
+from geo_service.ogc.responses import cache_headers, etag_for, is_conditional, json_response, not_modified
 from geo_service.ogc.tilecache import TileCache
 from geo_service.settings import Settings
 
@@ -152,15 +151,12 @@ def _versions(layers: list[Layer], states: bytes | str | None) -> tuple[str, dat
     return versions, max(found[layer.id][1] for layer in layers)
 
 
-Pool = AsyncConnectionPool[AsyncConnection[Any]]
-
-
 async def _tile_response(
-    request: Request, pool: Pool, layers: list[Layer], z: int, x: int, y: int
+    request: Request, pool: ReadPool, layers: list[Layer], z: int, x: int, y: int
 ) -> Response:
     reject_unknown(request.query_params, [])
     cache: TileCache = request.app.state.tile_cache
-    conditional = "if-none-match" in request.headers or "if-modified-since" in request.headers
+    conditional = is_conditional(request)
     async with pool.connection() as conn:
         if conditional or cache.enabled:  # the layers' versions first: a 304 or a cached tile costs no tile
             ids = [layer.id for layer in layers]
