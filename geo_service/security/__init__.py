@@ -1,0 +1,1 @@
+"""HTTP-level protection: response security headers, CORS, and limits on failed authentication."""
