@@ -295,8 +295,6 @@ def _revision_in(tools: ClientTools, file: Path) -> str | None:
 
 def read_archive(tools: ClientTools, file: Path) -> Archive:
     """Check that `file` is a whole, readable jxplan backup of a revision this jxplan knows, and list it."""
-    if not file.is_file():
-        raise BackupError(f"No backup file at {file}: give the path of a file written by `jxplan backup`.")
     listed = tools.run("pg_restore", "--list", str(file))
     if listed.returncode:
         raise BackupError(
@@ -375,6 +373,8 @@ def _prepare_target(engine: Engine, archive: Archive, replace: bool) -> None:
 def restore(url: str, file: Path, *, replace: bool = False) -> RestoreReport:
     """Restore a backup into the database of `url`: an empty one, or with `replace` one whose contents
     the backup's replace. All in one transaction: on any error the database is as it was."""
+    if not file.is_file():
+        raise BackupError(f"No backup file at {file}: give the path of a file written by `jxplan backup`.")
     engine = _engine(url)
     try:
         tools = client_tools(_server_major(engine))

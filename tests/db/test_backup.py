@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from geo_service.app import create_app
 from geo_service.catalog import Catalog
 from geo_service.cli import app
+from geo_service.db import migrate
 from geo_service.db.backup import BackupError, client_tools
 from geo_service.db.embedded import EmbeddedCluster
 from geo_service.editing.keys import add_key, revoke_key
@@ -350,3 +351,24 @@ def test_backup_errors_say_what_to_do(edited: Edited, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(BackupError, match="postgresql-client-99"):
         client_tools(99)
+
+
+def test_a_backup_from_a_newer_jxplan_is_refused(
+    round_trip: RoundTrip, fresh_cluster: EmbeddedCluster, tmp_path: Path
+) -> None:
+    """A backup of a database at a migration revision this jxplan does not know (made by a newer one) is
+    refused before anything is restored (here backed up from the embedded cluster, by `jxplan backup`)."""
+    future = tmp_path / "future.dump"
+    revision = migrate.current_revision(round_trip.restored_url)
+    _execute(round_trip.restored_url, "UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    try:
+        backed_up = jxplan("backup", str(future), env=_fresh_env(fresh_cluster))
+        assert backed_up.exit_code == 0, backed_up.output
+        assert "migration revision 9999_from_the_future" in backed_up.output
+        before = everything(round_trip.restored_url)
+        refused = jxplan("restore", "--replace", str(future), env=_fresh_env(fresh_cluster))
+        assert refused.exit_code == 1
+        assert "9999_from_the_future" in refused.output and "does not know" in refused.output, refused.output
+        assert everything(round_trip.restored_url) == before
+    finally:
+        _execute(round_trip.restored_url, f"UPDATE alembic_version SET version_num = '{revision}'")
