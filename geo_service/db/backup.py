@@ -298,8 +298,9 @@ def read_archive(tools: ClientTools, file: Path) -> Archive:
     listed = tools.run("pg_restore", "--list", str(file))
     if listed.returncode:
         raise BackupError(
-            f"{file} is not a backup written by `jxplan backup` (pg_dump's custom format), or it is damaged: "
-            f"{_tool_error(listed)}. Nothing was restored; check the path or use another backup."
+            f"{file} is not a backup written by `jxplan backup` (pg_dump's custom format), is damaged, "
+            f"or comes from a newer PostgreSQL than pg_restore {tools.major}: {_tool_error(listed)}. "
+            "Nothing was restored; check the path or use another backup."
         )
     listing = listed.stdout.splitlines()
     tables = frozenset(m.group(2) for line in listing if (m := _TABLE_ENTRY.match(line)))
