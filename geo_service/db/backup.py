@@ -48,7 +48,7 @@ CONTENTS_SQL = (
 USER_RELATIONS_SQL = (
     "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
     " WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')"
-    " AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'"
+    " AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"  # pg_catalog, toast, temp schemas
     " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
     " AND d.objid = c.oid AND d.deptype = 'e')"
     " ORDER BY c.relname"
