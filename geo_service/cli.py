@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from geo_service.bench import BENCH_LAYER, load_bench_layer
 from geo_service.catalog import CatalogError, load_catalog, read_bench_layer
+from geo_service.db import backup as backups
 from geo_service.db import migrate
 from geo_service.db.embedded import ClusterError, EmbeddedCluster
 from geo_service.db.engine import database_url, ensure_database, sync_engine
@@ -172,6 +173,38 @@ def db_downgrade(revision: str) -> None:
     with database(settings, keep_running=True) as url:
         migrate.downgrade(url, revision)
         typer.echo(f"Database at revision {migrate.current_revision(url)}.")
+
+
+@app.command("backup")
+def backup_command(
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="The backup file to write, e.g. jxplan.dump.")],
+) -> None:
+    """Back up the whole database (features, history, keys, layers, migrations) to FILE with pg_dump."""
+    with database(get_settings()) as url:
+        try:
+            report = backups.backup(url, file)
+        except backups.BackupError as exc:
+            raise _fail(str(exc)) from exc
+    typer.echo(f"Backup written to {report.file} ({report.size:,} bytes, pg_dump {report.tools.major}):")
+    typer.echo(f"  {report.contents.summary()}.")
+
+
+@app.command("restore")
+def restore_command(
+    file: Annotated[Path, typer.Argument(help="A file written by `jxplan backup`.")],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace the contents of a database that already holds data.")
+    ] = False,
+) -> None:
+    """Restore FILE into the database, in one transaction: an empty one, or with --replace one with data."""
+    with database(get_settings()) as url:
+        try:
+            report = backups.restore(url, file, replace=replace)
+        except backups.BackupError as exc:
+            raise _fail(str(exc)) from exc
+    typer.echo(f"Restored {file}:\n  {report.contents.summary()}.")
+    if report.needs_upgrade:
+        typer.echo(f"This jxplan's newest revision is {report.head}: run `jxplan db upgrade` before serving.")
 
 
 @bench_app.callback()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from geo_service.settings import PROJECT_ROOT
@@ -36,3 +37,18 @@ def current_revision(url: str) -> str | None:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
+
+
+def script_directory() -> ScriptDirectory:
+    """This project's migration scripts."""
+    return ScriptDirectory.from_config(alembic_config("postgresql://unused"))
+
+
+def head() -> str | None:
+    """The newest revision this version of jxplan knows."""
+    return script_directory().get_current_head()
+
+
+def is_known(revision: str) -> bool:
+    """Whether `revision` is exactly the id of one of this project's migrations."""
+    return any(script.revision == revision for script in script_directory().walk_revisions())

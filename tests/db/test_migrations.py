@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, inspect, text
+from fastapi.testclient import TestClient
+from sqlalchemy import (
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    Text,
+    cast,
+    create_engine,
+    delete,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from geo_service.app import create_app
+from geo_service.catalog import Catalog
 from geo_service.db import migrate
+from geo_service.db.engine import sync_engine
+from geo_service.editing.keys import SHOWN_PREFIX, TOKEN_PREFIX, hash_token
+from geo_service.settings import Settings
+from tests.conftest import private_database
 
 TABLES = {"layers", "features", "feature_history", "api_keys"}
 
@@ -50,7 +75,7 @@ def _insert_points(conn: Connection, layer_id: str, codes: list[str]) -> None:
 
 
 def _head() -> str | None:
-    return ScriptDirectory.from_config(migrate.alembic_config("postgresql://unused")).get_current_head()
+    return migrate.head()
 
 
 def test_upgrade_creates_the_tables(private_url: str) -> None:
@@ -272,3 +297,154 @@ def test_downgrade_to_0001_drops_the_web_mercator_column(private_url: str, priva
     with private_engine.connect() as conn:
         assert _mercator_matches(conn, "a") and _mercator_matches(conn, "b")
         assert conn.scalar(text("SELECT count(*) FROM pg_indexes WHERE indexname = 'features_geom_3857_idx'"))
+
+
+# -- an upgrade from the previous revision keeps everything ----------------------------------------------
+
+# caches the statistics triggers keep, which a migration may legitimately refresh
+DERIVED = {"layers": {"version", "extent", "updated_at"}}
+PLANNER = "王工 planner"
+
+
+def _previous_revision() -> str:
+    """The head's parent, read from the migration scripts (whatever the newest migration is)."""
+    script = migrate.script_directory()
+    head = script.get_revision(script.get_current_head())
+    assert head is not None and isinstance(head.down_revision, str), "the head has exactly one parent"
+    return head.down_revision
+
+
+def _writable_columns(table: Table) -> set[str]:
+    """The columns an INSERT may set: not generated, not an identity that is always generated."""
+    return {c.name for c in table.columns if c.computed is None and not (c.identity and c.identity.always)}
+
+
+def _insert(conn: Connection, table: Table, **values: Any) -> Any:
+    """Insert a row with the values this revision's table has columns for; returns its primary key."""
+    kept = {k: v for k, v in values.items() if k in _writable_columns(table)}
+    return conn.execute(insert(table).values(kept).returning(*table.primary_key.columns)).scalar_one()
+
+
+def _edit(conn: Connection, tables: dict[str, Table], fid: int, properties: dict[str, Any] | None) -> None:
+    """What an edit does: the feature's current state into history, then the change (None: the delete)."""
+    features = tables["features"]
+    current = conn.execute(select(features).where(features.c.id == fid)).one()._asdict()
+    operation = "update" if properties is not None else "delete"
+    state = current | {"feature_id": fid, "valid_from": current["updated_at"], "operation": operation}
+    _insert(
+        conn, tables["feature_history"], **state, changed_by=PLANNER, comment=f"{operation}, old revision"
+    )
+    if properties is None:
+        conn.execute(delete(features).where(features.c.id == fid))
+        return
+    changes = {"properties": properties, "version": features.c.version + 1, "updated_by": PLANNER}
+    allowed = _writable_columns(features)
+    conn.execute(
+        update(features)
+        .where(features.c.id == fid)
+        .values({k: v for k, v in changes.items() if k in allowed})
+    )
+
+
+@dataclass
+class OldEdits:
+    """What was written at the previous revision: feature ids per layer, which were edited, the keys."""
+
+    ids: dict[str, list[int]]
+    edited: int
+    deleted: int
+    token: str
+    revoked: str
+
+
+def _write_at_old_revision(
+    conn: Connection, tables: dict[str, Table], catalog: Catalog, seeds: dict[str, dict[str, dict[str, Any]]]
+) -> OldEdits:
+    """Three plan features in each of two layers, two edits of one, an edit of another, a delete, and two
+    keys (one revoked), each row in the columns the old revision's tables have."""
+    ids: dict[str, list[int]] = {}
+    for layer_id in ("rail_stations", "hubs"):
+        _insert(conn, tables["layers"], id=layer_id, geometry_type=catalog.layers[layer_id].geometry_type)
+        ids[layer_id] = [
+            _insert(
+                conn,
+                tables["features"],
+                layer_id=layer_id,
+                properties=f["properties"],
+                geom=func.ST_SetSRID(func.ST_GeomFromGeoJSON(json.dumps(f["geometry"])), 4326),
+            )
+            for f in list(seeds[layer_id].values())[:3]
+        ]
+    edited, _, deleted = ids["rail_stations"]
+    station, hub = (next(iter(seeds[layer].values()))["properties"] for layer in ("rail_stations", "hubs"))
+    _edit(conn, tables, edited, station | {"status": "completed"})
+    _edit(conn, tables, edited, station | {"status": "completed", "name_en": "Renamed 改名"})
+    _edit(conn, tables, ids["hubs"][0], hub | {"status": "under_construction"})
+    _edit(conn, tables, deleted, None)
+    token, revoked = (TOKEN_PREFIX + secrets.token_urlsafe(32) for _ in range(2))
+    keys = tables["api_keys"]
+    for name, secret in (("升级前 editor", token), ("已撤销 revoked", revoked)):
+        _insert(
+            conn, keys, name=name, role="editor", prefix=secret[:SHOWN_PREFIX], key_hash=hash_token(secret)
+        )
+    conn.execute(update(keys).where(keys.c.name == "已撤销 revoked").values(revoked_at=func.now()))
+    return OldEdits(ids, edited, deleted, token, revoked)
+
+
+def _rows(conn: Connection, tables: dict[str, Table]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of each table in the columns the old revision has, as text (geometry as EWKB)."""
+    out = {}
+    for name, table in tables.items():
+        columns = [c for c in table.columns if c.name not in DERIVED.get(name, set())]
+        query = select(*(cast(c, Text) for c in columns)).order_by(*table.primary_key.columns)
+        out[name] = [tuple(row) for row in conn.execute(query)]
+    return out
+
+
+def test_upgrade_from_the_previous_revision_keeps_every_edit(
+    server_url: str, catalog: Catalog, seeds: dict[str, dict[str, dict[str, Any]]], tmp_path: Path
+) -> None:
+    """A database made by the head's parent revision, with features, edits (history of updates and a delete)
+    and keys written in that revision's own schema (reflected), upgrades to head with every feature, version,
+    history row and key kept; the service then serves the features as edited, and the keys still work."""
+    with private_database(server_url, "previous") as url:
+        migrate.downgrade(url, "base")
+        migrate.upgrade(url, _previous_revision())
+        engine = sync_engine(url)
+        try:
+            old = MetaData()
+            old.reflect(engine, only=["layers", "features", "feature_history", "api_keys"])
+            with engine.begin() as conn:
+                edits = _write_at_old_revision(conn, dict(old.tables), catalog, seeds)
+            with engine.connect() as conn:
+                before = _rows(conn, dict(old.tables))
+                stored = {
+                    r.id: r.properties for r in conn.execute(text("SELECT id, properties FROM features"))
+                }
+            assert len(before["feature_history"]) == 4 and len(before["api_keys"]) == 2
+            migrate.upgrade(url)
+            assert migrate.current_revision(url) == _head()
+            with engine.connect() as conn:
+                assert _rows(conn, dict(old.tables)) == before
+        finally:
+            engine.dispose()
+
+        with TestClient(create_app(Settings(database_url=url, data_dir=tmp_path), catalog)) as client:
+            for layer_id, fids in edits.ids.items():
+                for fid in fids:
+                    response = client.get(f"/collections/{layer_id}/items/{fid}")
+                    if fid == edits.deleted:
+                        assert response.status_code == 404
+                    else:
+                        assert response.status_code == 200, response.text
+                        assert response.json()["properties"].items() >= stored[fid].items()
+            path = f"/collections/rail_stations/items/{edits.edited}"
+            assert client.get(path).json()["properties"]["name_en"] == "Renamed 改名"
+            assert [v["version"] for v in client.get(f"{path}/history").json()["versions"]] == [1, 2, 3]
+            for secret, status in ((edits.token, 204), (edits.revoked, 401)):
+                headers = {
+                    "Authorization": f"Bearer {secret}",
+                    "Content-Type": "application/merge-patch+json",
+                }
+                answer = client.patch(path, content=b'{"properties": {"status": "planned"}}', headers=headers)
+                assert answer.status_code == status, answer.text
