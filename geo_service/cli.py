@@ -221,7 +221,7 @@ def _write_engine() -> Iterator[Engine]:
 
 
 def _when(moment_: datetime | None, never: str) -> str:
-    return moment_.isoformat(timespec="seconds") if moment_ else never
+    return moment_.astimezone(UTC).isoformat(timespec="seconds") if moment_ else never
 
 
 @keys_app.command("add")
