@@ -94,8 +94,9 @@ async def authenticate(request: Request, role: Role) -> Caller:
         raise await _refuse(
             request,
             Unauthorized(
-                "Writing needs an API key: send it as `Authorization: Bearer <token>` "
-                "(an administrator creates one with `jxplan keys add --name NAME --role editor`)."
+                f"{'Writing' if role != 'admin' else 'This'} needs an API key: send it as `Authorization: "
+                f"Bearer <token>` (an administrator creates one with `jxplan keys add --name NAME --role "
+                f"{'editor' if role == 'reader' else role}`)."
             ),
         )
     engine: AsyncEngine = request.app.state.engine

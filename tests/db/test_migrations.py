@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from geo_service.db import migrate
 
-TABLES = {"layers", "features", "feature_history", "api_keys"}
+TABLES = {"layers", "features", "feature_history", "api_keys", "audit_log"}
 
 
 def _tables(url: str) -> set[str]:
