@@ -86,6 +86,11 @@ def test_failures_lock_the_address_out_even_with_a_correct_key(guarded: Guarded)
     assert 1 <= int(locked.headers["retry-after"]) <= WINDOW_S
     assert body["retry_after_s"] == int(locked.headers["retry-after"])
     assert database_state(guarded.engine) == before
+    with guarded.engine.connect() as conn:  # refusals audited under the address the proxy names
+        refusals = conn.execute(
+            text("SELECT status, key_name FROM audit_log WHERE client = '203.0.113.10' ORDER BY id")
+        ).all()
+    assert [tuple(r) for r in refusals] == [(401, None)] * LIMIT + [(429, None)]
     assert _patch(guarded.base, path, guarded.key, "203.0.113.11").status_code == 204  # another client
     time.sleep(int(locked.headers["retry-after"]) + 0.2)
     assert _patch(guarded.base, path, guarded.key, "203.0.113.10").status_code == 204
