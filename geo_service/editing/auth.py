@@ -63,8 +63,8 @@ async def _refuse(request: Request, problem: Problem, key_name: str | None = Non
     return problem
 
 
-def _invalid(key: PresentedKey | None) -> Unauthorized | None:
-    """Why a presented key does not authenticate, or None when it does."""
+def _checked(key: PresentedKey | None) -> Caller | Unauthorized:
+    """The caller a presented key stands for, or why it does not authenticate."""
     if key is None:
         return Unauthorized(f"This API key is not valid (mistyped, or not issued here); {NEW_KEY_HINT}.")
     if key.revoked_at is not None:
@@ -78,7 +78,7 @@ def _invalid(key: PresentedKey | None) -> Unauthorized | None:
             f"The API key {key.caller.name!r} is not valid: it expired at {when}; {NEW_KEY_HINT}.",
             expired_at=when,
         )
-    return None
+    return key.caller
 
 
 async def authenticate(request: Request, role: Role) -> Caller:
@@ -102,12 +102,10 @@ async def authenticate(request: Request, role: Role) -> Caller:
     engine: AsyncEngine = request.app.state.engine
     async with engine.begin() as conn:
         key = await presented_key(conn, token)
-    refusal = _invalid(key)
-    if refusal is not None or key is None:
+    caller = _checked(key)
+    if isinstance(caller, Unauthorized):
         failures.failed(address)  # a token was tried and did not work: counts towards the limit
-        name = key.caller.name if key is not None else None
-        raise await _refuse(request, refusal or Unauthorized("This API key is not valid."), name)
-    caller = key.caller
+        raise await _refuse(request, caller, key.caller.name if key is not None else None)
     if not caller.may(role):
         raise await _refuse(
             request,
