@@ -338,8 +338,5 @@ def import_rows(
         if invalid or dry_run:
             conn.rollback()
         elif on_apply is not None:
-            counts = ", ".join(
-                f"{n} {k}" for k, n in sorted(ImportReport(reports, [], True).counts().items())
-            )
-            on_apply(conn, written, counts)
+            on_apply(conn, written, ImportReport(reports, warnings, applied=True).counts_text())
     return ImportReport(reports, warnings, applied=not invalid and not dry_run)
