@@ -63,7 +63,8 @@ def test_every_write_is_audited(
 ) -> None:
     """Create, update, replace, delete, restore, revert and import each leave one success entry with the
     key's name, the collection, the feature id, the status, the client and the X-Request-Id, and one record
-    on the geo_service.audit logger with the same fields; neither the token nor its hash appears anywhere."""
+    on the geo_service.audit logger with the same fields (a dry-run import an entry saying it wrote
+    nothing); neither the token nor its hash appears anywhere."""
     auth = {"Authorization": f"Bearer {editor_token}"}
     client = writable.client
     caplog.set_level(logging.INFO, logger="geo_service.audit")
@@ -95,6 +96,21 @@ def test_every_write_is_audited(
         data={"datum": "wgs84"},
     )
     assert imported.status_code == 200, imported.text
+    before = database_state(writable.engine)
+    checked = client.post(
+        f"/collections/{LAYER}/import",
+        headers=auth | {"X-Request-Id": "a-dry-run"},
+        files={"file": ("audit.geojson", upload)},
+        data={"dry_run": "true"},
+    )
+    assert checked.status_code == 200 and database_state(writable.engine) == before
+    [dry] = _entries(writable, "a-dry-run")
+    assert (dry["action"], dry["status"], dry["feature_ids"], dry["detail"]) == (
+        "import",
+        200,
+        None,
+        "dry run: nothing written",
+    )
     with writable.engine.connect() as conn:
         imported_id = conn.execute(text("SELECT id FROM features WHERE code = 'audit_2'")).scalar_one()
 
@@ -114,12 +130,13 @@ def test_every_write_is_audited(
         assert entry["feature_ids"] == ids and entry["client"] == "testclient"
         [record] = [r for r in caplog.records if getattr(r, "request_id", None) == request_id]
         assert record.name == "geo_service.audit"
-        assert (record.action, record.outcome, record.key_name, record.feature_ids) == (
+        fields = record.__dict__
+        assert (fields["action"], fields["outcome"], fields["key_name"], fields["feature_ids"]) == (
             action,
             "success",
             "审计 auditor",
             ids,
-        )  # type: ignore[attr-defined]
+        )
     assert "1 created" in _entries(writable, "a-import")[0]["detail"]
     with writable.engine.connect() as conn:
         stored = " ".join(str(row) for row in conn.execute(text("SELECT * FROM audit_log")))
