@@ -24,6 +24,9 @@ from geo_service.ogc import collections, items, landing, schemas, tiles
 from geo_service.ogc.counts import MatchedCounts
 from geo_service.ogc.responses import json_response
 from geo_service.ogc.tilecache import TileCache
+from geo_service.ops import audit_api
+from geo_service.security.cors import install_cors
+from geo_service.security.ratelimit import AuthFailures
 from geo_service.settings import Settings, get_settings
 
 log = logging.getLogger("geo_service")
@@ -111,8 +114,10 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.state.catalog = catalog
     app.state.matched_counts = MatchedCounts()
     app.state.tile_cache = TileCache(settings.tile_cache_mb * 2**20)
+    app.state.auth_failures = AuthFailures(settings.auth_failures, settings.auth_window_s)
     install_error_handlers(app)
     install_compression(app)
+    install_cors(app, settings)
     # the data routes first: plain routes, matched before the routers (see geo_service.ogc.dependencies)
     app.router.routes[:0] = [*items.routes, *tiles.routes]
     for router in (
@@ -123,6 +128,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         editing_routes.router,
         editing_history.router,
         map_routes.router,
+        audit_api.router,
     ):
         app.include_router(router)
     mount_static(app)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from geo_service.bench import BENCH_LAYER, load_bench_layer
 from geo_service.catalog import CatalogError, load_catalog, read_bench_layer
@@ -18,8 +19,10 @@ from geo_service.db import migrate
 from geo_service.db.embedded import ClusterError, EmbeddedCluster
 from geo_service.db.engine import database_url, ensure_database, sync_engine
 from geo_service.editing.imports import ImportProblem, import_rows, read_rows
-from geo_service.editing.keys import ROLES, KeyProblem, add_key, list_keys, revoke_key
+from geo_service.editing.keys import ROLES, KeyProblem, add_key, checked_layers, list_keys, revoke_key
 from geo_service.loader import SeedError, load
+from geo_service.ops.audit import AuditEntry, read_entries_sync, store_sync
+from geo_service.periods import moment
 from geo_service.settings import Settings, get_settings
 
 app = typer.Typer(help="嘉兴规划GIS Jiaxing plan GIS: serve, database, layers.", no_args_is_help=True)
@@ -250,35 +253,68 @@ def _write_engine() -> Iterator[Engine]:
             engine.dispose()
 
 
+def _when(moment_: datetime | None, never: str) -> str:
+    return moment_.astimezone(UTC).isoformat(timespec="seconds") if moment_ else never
+
+
 @keys_app.command("add")
 def keys_add(
     name: Annotated[str, typer.Option(help="Who or what uses the key, e.g. a planner's name.")],
     role: Annotated[str, typer.Option(help="reader, editor or admin.")] = "editor",
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            help="When it stops working: 90d, 30d, 12h from now, or an ISO date (UTC unless given)."
+        ),
+    ] = None,
+    layers: Annotated[
+        str | None, typer.Option(help="Comma-separated layers it may write (default: every editable layer).")
+    ] = None,
 ) -> None:
     """Create a key and print its token once: only its hash is stored, it cannot be shown again."""
     if role not in ROLES:
         raise _fail(f"role must be one of {', '.join(ROLES)}")
+    settings = get_settings()
+    try:
+        expires_at = moment(expires, datetime.now(UTC), ago=False) if expires is not None else None
+    except ValueError as exc:
+        raise _fail(f"--expires: {exc}") from exc
+    chosen = None
+    if layers is not None:
+        try:
+            catalog = load_catalog(settings.layers_dir, settings.maps_dir, bench_layers=settings.bench_layers)
+            editable = [layer.id for layer in catalog.layers.values() if layer.editable]
+            chosen = checked_layers(layers.split(","), editable)
+        except (KeyProblem, CatalogError) as exc:
+            raise _fail(str(exc)) from exc
     with _write_engine() as engine:
         try:
-            token = add_key(engine, name, role)
+            token = add_key(engine, name, role, expires_at=expires_at, layers=chosen)
         except KeyProblem as exc:
             raise _fail(str(exc)) from exc
-    typer.echo(f"Key {name!r} ({role}) created. Its token, shown only this once:")
+    limits = [f"expires {_when(expires_at, '')}"] if expires_at else []
+    limits += [f"writes only {', '.join(chosen)}"] if chosen else []
+    typer.echo(f"Key {name!r} ({', '.join([role, *limits])}) created. Its token, shown only this once:")
     typer.echo(token)
 
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """Every key: name, role, first characters, when created, last used, revoked."""
+    """Every key: name, role, first characters, layers, created, expiry, last used, revoked."""
     with _write_engine() as engine:
         keys = list_keys(engine)
     if not keys:
         typer.echo("No keys. Create one with: jxplan keys add --name NAME --role editor")
+    now = datetime.now(UTC)
     for key in keys:
-        used = key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "never"
-        state = f"revoked {key.revoked_at.isoformat(timespec='seconds')}" if key.revoked_at else "active"
+        layers = "layers " + (",".join(key.layers) if key.layers else "all")
+        expiry = "expires never"
+        if key.expires_at:
+            expiry = f"{'expired' if key.expires_at <= now else 'expires'} {_when(key.expires_at, '')}"
+        state = f"revoked {_when(key.revoked_at, '')}" if key.revoked_at else "active"
         typer.echo(
-            f"{key.name}\t{key.role}\t{key.prefix}…\tcreated {key.created_at:%Y-%m-%d}\tused {used}\t{state}"
+            f"{key.name}\t{key.role}\t{key.prefix}…\t{layers}\tcreated {key.created_at:%Y-%m-%d}"
+            f"\t{expiry}\tused {_when(key.last_used_at, 'never')}\t{state}"
         )
 
 
@@ -320,17 +356,65 @@ def import_command(
         rows = read_rows(file, target, datum)
     except ImportProblem as exc:
         raise _fail(str(exc)) from exc
+
+    def audited(conn: Connection, ids: list[int], counts: str) -> None:
+        entry = AuditEntry(
+            "import", "success", 200, None, layer, "command line", None, ids, f"by {by}: {counts}"
+        )
+        store_sync(conn, entry)
+        entries.append(entry)
+
+    entries: list[AuditEntry] = []
     with _write_engine() as engine:
-        report = import_rows(engine, target, rows, who=by, comment=f"import of {file.name}", dry_run=dry_run)
+        report = import_rows(
+            engine, target, rows, who=by, comment=f"import of {file.name}", dry_run=dry_run, on_apply=audited
+        )
+    for entry in entries:
+        entry.emit()  # committed
     for row in report.rows:
         reasons = f": {'; '.join(row.reasons)}" if row.reasons else ""
         typer.echo(f"row {row.row}\t{row.code or '-'}\t{row.outcome}{reasons}")
     for warning in report.warnings:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW)
-    counts = ", ".join(f"{n} {k}" for k, n in sorted(report.counts().items()))
+    counts = report.counts_text()
     if report.applied:
         typer.echo(f"Imported into {layer}: {counts}.")
     elif dry_run:
         typer.echo(f"Dry run, nothing changed: {counts}.")
     else:
         raise _fail(f"Nothing imported: fix the invalid rows and run again ({counts}).")
+
+
+@app.command("audit")
+def audit_command(
+    since: Annotated[str, typer.Option(help="How far back: 1d, 12h, or an ISO date.")] = "1d",
+    limit: Annotated[int, typer.Option(min=1, help="At most this many entries, newest first.")] = 100,
+) -> None:
+    """The audit log: writes, imports, reverts and refused authentications, newest first."""
+    try:
+        start = moment(since, datetime.now(UTC), ago=True)
+    except ValueError as exc:
+        raise _fail(f"--since: {exc}") from exc
+    with _write_engine() as engine, engine.connect() as conn:
+        entries = read_entries_sync(conn, start, limit)
+    if not entries:
+        typer.echo(f"No audit entries since {start.isoformat(timespec='seconds')}.")
+    for e in entries:
+        ids = ",".join(str(i) for i in e["feature_ids"] or []) or "-"
+        typer.echo(
+            "\t".join(
+                str(v if v is not None else "-")
+                for v in (
+                    e["at"],
+                    e["action"],
+                    e["outcome"],
+                    e["status"],
+                    e["key_name"],
+                    e["collection"],
+                    ids,
+                    e["client"],
+                    e["request_id"],
+                    e["detail"],
+                )
+            )
+        )

@@ -2,9 +2,10 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +43,37 @@ class Settings(BaseSettings):
     )
     basemap: str = Field(default="none", description="Default basemap of the maps: none | osm.")
     tianditu_key: str | None = Field(default=None, description="Key for 天地图 basemap tiles (optional).")
+    auth_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Failed authentications a client address may make per window before 429.",
+    )
+    auth_window_s: int = Field(default=60, ge=1, description="The window of auth_failures, in seconds.")
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default=[], description="Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed."
+    )
+    cors_write_origins: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Origins (scheme://host[:port], comma-separated) whose pages may write (reads: any).",
+    )
+
+    @field_validator("trusted_proxies", "cors_write_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return (
+            [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+        )
+
+    @field_validator("cors_write_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        # browsers send Origin as scheme://host[:port], lower case, no path: compare in that form
+        origins = [origin.rstrip("/").lower() for origin in value]
+        for origin in origins:
+            scheme, _, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not rest or "/" in rest or "*" in rest:
+                raise ValueError(f"a write origin is scheme://host[:port] (no path, no *); got {origin!r}")
+        return origins
 
 
 @lru_cache

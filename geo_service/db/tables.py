@@ -15,7 +15,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 
@@ -87,5 +87,26 @@ api_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
+    # migration 0003: when the key stops working (NULL: never), the layers it may write (NULL: all)
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("layers", ARRAY(Text), nullable=True),
     CheckConstraint(f"role IN {ROLES}", name="api_keys_role_check"),
+)
+
+# migration 0003: one row per write request and per refused authentication (geo_service.ops.audit)
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("action", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("key_name", Text, nullable=True),
+    Column("collection", Text, nullable=True),
+    Column("feature_ids", ARRAY(BigInteger), nullable=True),
+    Column("client", Text, nullable=True),
+    Column("request_id", Text, nullable=True),
+    Column("detail", Text, nullable=True),
+    CheckConstraint("outcome IN ('success', 'refused', 'error')", name="audit_log_outcome_check"),
 )

@@ -27,6 +27,7 @@ from geo_service.ogc.negotiation import JSON
 from geo_service.ogc.parameters import reject_unknown
 from geo_service.ogc.query import FEATURE_STATES
 from geo_service.ogc.responses import feature_etag, json_response
+from geo_service.ops.audit import write_audit
 from geo_service.settings import Settings
 
 router = APIRouter()
@@ -170,6 +171,7 @@ async def revert(
                 ),
                 {"id": fid, "v": target, "new": new, "who": caller.name},
             )
+            await write_audit(request).written(conn, [fid], action="restore")
     except IntegrityError as exc:  # the feature came back meanwhile, or its code is taken
         raise conflict(exc, layer, state.properties) from None
     return Response(status_code=204, headers={"ETag": feature_etag(fid, new, "reverted")})

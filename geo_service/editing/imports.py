@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import shapely
 from pyproj import CRS as ProjCRS
 from pyproj import Transformer
 from shapely.geometry import mapping
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from geo_service.catalog import Layer
 from geo_service.datum import (
@@ -73,6 +74,10 @@ class ImportReport:
         for row in self.rows:
             out[row.outcome] = out.get(row.outcome, 0) + 1
         return out
+
+    def counts_text(self) -> str:
+        """The counts in a few words: `3 created, 1 updated`."""
+        return ", ".join(f"{n} {k}" for k, n in sorted(self.counts().items()))
 
     def as_json(self) -> dict[str, Any]:
         """The report as a JSON document."""
@@ -258,8 +263,10 @@ def import_rows(
     who: str,
     comment: str,
     dry_run: bool = False,
+    on_apply: Callable[[Connection, list[int], str], None] | None = None,
 ) -> ImportReport:
-    """Check every row, then (unless a row is invalid, or this is a dry run) apply all in one transaction."""
+    """Check every row, then (unless a row is invalid, or this is a dry run) apply all in one transaction.
+    `on_apply(conn, feature ids written, counts)` runs in that transaction before it commits (the audit)."""
     reports: list[RowReport] = []
     seen: dict[str, int] = {}
     checked: list[tuple[dict[str, Any], str | None]] = []
@@ -281,6 +288,7 @@ def import_rows(
     warnings = _offset_warning(engine, layer, rows) or _boundary_warning(engine, rows)
     invalid = any(r.outcome == "invalid" for r in reports)
     geometry = geometry_sql(layer)
+    written: list[int] = []
     with engine.begin() as conn:
         for report, (properties, geojson) in zip(reports, checked, strict=True):
             if report.outcome == "invalid":
@@ -307,14 +315,16 @@ def import_rows(
                 "who": who,
             }
             if current is None:
-                conn.execute(
+                created = conn.execute(
                     text(
                         "INSERT INTO features (layer_id, properties, geom, updated_by)"
-                        f" VALUES (:l, CAST(:p AS jsonb), {geometry}, :who)"
+                        f" VALUES (:l, CAST(:p AS jsonb), {geometry}, :who) RETURNING id"
                     ),
                     params,
-                )
+                ).scalar_one()
+                written.append(created)
             else:
+                written.append(current.id)
                 conn.execute(
                     text(RECORD_STATE), {"id": current.id, "op": "update", "who": who, "comment": comment}
                 )
@@ -327,4 +337,6 @@ def import_rows(
                 )
         if invalid or dry_run:
             conn.rollback()
+        elif on_apply is not None:
+            on_apply(conn, written, ImportReport(reports, warnings, applied=True).counts_text())
     return ImportReport(reports, warnings, applied=not invalid and not dry_run)

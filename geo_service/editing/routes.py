@@ -25,7 +25,7 @@ from starlette.datastructures import UploadFile
 
 from geo_service.catalog import Layer
 from geo_service.db.engine import sync_engine
-from geo_service.editing.auth import require
+from geo_service.editing.auth import editor, require
 from geo_service.editing.body import (
     KEEP,
     PATCH_TYPES,
@@ -42,10 +42,10 @@ from geo_service.errors import NotFound, Problem
 from geo_service.ogc.dependencies import get_engine, get_layer, get_settings, parse_feature_id
 from geo_service.ogc.links import url
 from geo_service.ogc.responses import feature_etag, json_response, matches_version
+from geo_service.ops.audit import WriteAudit, write_audit
 from geo_service.settings import Settings
 
 router = APIRouter()
-editor = require("editor")  # the one place write routes get their guard
 reader = require("reader")  # any valid key: used only to tell a key's holder who they are
 
 READ_METHODS = ["GET", "HEAD", "OPTIONS"]
@@ -134,6 +134,7 @@ async def create_feature(
                     },
                 )
             ).one()
+            await write_audit(request).written(conn, [row.id])
     except IntegrityError as exc:
         raise conflict(exc, layer, feature.properties) from None
     location = url(request, settings, f"/collections/{layer.id}/items/{row.id}")
@@ -207,6 +208,7 @@ async def update_feature(
                     params,
                 )
             ).one()
+            await write_audit(request).written(conn, [fid])
     except IntegrityError as exc:
         raise conflict(exc, layer, properties) from None
     return Response(status_code=204, headers={"ETag": feature_etag(fid, new.version, "updated")})
@@ -266,6 +268,7 @@ async def delete_feature(
         await _locked(conn, layer, fid, request.headers.get("if-match"))
         await record_state(conn, fid, "delete", caller.name, _comment(request))
         await conn.execute(text("DELETE FROM features WHERE id = :id"), {"id": fid})
+        await write_audit(request).written(conn, [fid])
     return Response(status_code=204)
 
 
@@ -311,7 +314,7 @@ async def _saved_upload(upload: UploadFile, folder: Path) -> Path:
 
 
 def _run_import(
-    url: str, layer: Layer, source: Path, datum: str | None, who: str, comment: str, dry_run: bool
+    url: str, layer: Layer, source: Path, datum: str | None, audit: WriteAudit, comment: str, dry_run: bool
 ) -> ImportReport:
     """Read and import a file (blocking: GDAL and a synchronous connection), in a worker thread."""
     try:
@@ -322,7 +325,15 @@ def _run_import(
         raise InvalidFeature("Nothing imported: the file holds no features.")
     engine = sync_engine(url)
     try:
-        return import_rows(engine, layer, rows, who=who, comment=comment, dry_run=dry_run)
+        return import_rows(
+            engine,
+            layer,
+            rows,
+            who=audit.key_name,
+            comment=comment,
+            dry_run=dry_run,
+            on_apply=lambda conn, ids, counts: audit.written_sync(conn, ids, detail=counts),
+        )
     finally:
         engine.dispose()
 
@@ -381,7 +392,7 @@ async def import_file(
         named = Path(upload.filename or "").name
         note = fields.get("comment", "").strip()[:MAX_COMMENT] or f"import of {named}"
         report = await anyio.to_thread.run_sync(
-            _run_import, url, layer, source, datum, caller.name, note, dry_run
+            _run_import, url, layer, source, datum, write_audit(request), note, dry_run
         )
     document = report.as_json()
     if not report.applied and not dry_run:

@@ -14,6 +14,7 @@ from geo_service.ogc.parameters import declarations
 from geo_service.ogc.tiles import MVT
 from geo_service.settings import Settings
 
+REFUSALS = {"401": "Unauthorized", "403": "Forbidden", "429": "TooManyAttempts"}
 ITEMS_PARAMETERS = [
     "f",
     "limit",
@@ -147,10 +148,8 @@ def _write(
     problem = _ref("responses", "InvalidParameter")
     operation = _operation(op_id, summary, "Editing", params, ok)
     operation["security"] = [{"apiKey": []}]
-    operation["responses"] |= {
+    operation["responses"] |= _refusals() | {
         "400": problem,
-        "401": problem,
-        "403": problem,
         "404": _ref("responses", "NotFound"),
         "405": problem,
         "409": problem,
@@ -173,6 +172,37 @@ def _write(
             "content": {body: {"schema": _ref("schemas", "FeatureGeoJSON")}},
         }
     return operation
+
+
+def _refusals() -> dict[str, Any]:
+    """What an operation needing a key may answer: 401, 403 and, after too many failures, 429."""
+    return {code: _ref("responses", name) for code, name in REFUSALS.items()}
+
+
+def _add_audit(paths: dict[str, Any]) -> None:
+    """`GET /audit` (geo_service.ops.audit_api), for admin keys."""
+    operation = _operation(
+        "getAuditLog", "The audit log 审计日志", "Operations", [], _ok("Entries.", {JSON: ""})
+    )
+    operation["parameters"] = [
+        {
+            "name": "since",
+            "in": "query",
+            "required": False,
+            "description": "How far back: 1d (the default), 12h, or an ISO date or date-time.",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "description": "At most this many entries, newest first.",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+        },
+    ]
+    operation["security"] = [{"apiKey": []}]
+    operation["responses"] |= _refusals()
+    paths["/audit"] = {"get": operation}
 
 
 def _add_writes(paths: dict[str, Any]) -> None:
@@ -329,6 +359,7 @@ def openapi_document(
         },
     }
     _add_writes(paths)
+    _add_audit(paths)
     for kind, summary in (
         ("queryables", "Properties a filter can use 可查询属性"),
         ("sortables", "Properties sortby can use 可排序属性"),
@@ -433,7 +464,7 @@ def openapi_document(
             "license": {"name": "MIT"},
         },
         "servers": [{"url": base}],
-        "tags": [{"name": "Capabilities"}, {"name": "Data"}, {"name": "Editing"}],
+        "tags": [{"name": "Capabilities"}, {"name": "Data"}, {"name": "Editing"}, {"name": "Operations"}],
         "paths": paths,
         "components": {
             "parameters": parameters,
@@ -442,13 +473,28 @@ def openapi_document(
                 "apiKey": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "An API key from `jxplan keys add` (role editor or admin).",
+                    "description": "An API key from `jxplan keys add`: role editor (or admin) for writes, "
+                    "admin for the audit log.",
                 }
             },
             "responses": {
                 "InvalidParameter": {"description": "A query parameter is malformed or unknown.", **problem},
                 "NotFound": {"description": "No such collection or feature.", **problem},
                 "ServerError": {"description": "A server error (a bug: please report it).", **problem},
+                "Unauthorized": {
+                    "description": "No API key, or one that is not valid (mistyped, revoked or expired).",
+                    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+                    **problem,
+                },
+                "Forbidden": {
+                    "description": "The key's role is too low, or the key may not write this layer.",
+                    **problem,
+                },
+                "TooManyAttempts": {
+                    "description": "Too many failed authentications from this address: wait Retry-After s.",
+                    "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+                    **problem,
+                },
             },
         },
     }

@@ -153,15 +153,15 @@ def test_collection_ids_match_the_collections(client: TestClient, api_doc: dict[
 
 
 def test_every_declared_path_answers(client: TestClient, api_doc: dict[str, Any], seeds: Any) -> None:
-    """Each readable path of the document, filled with a real collection, feature and tile (the tile of
-    嘉兴南站 at zoom 12), answers 200."""
+    """Each readable path of the document open to anyone, filled with a real collection, feature and tile
+    (the tile of 嘉兴南站 at zoom 12), answers 200."""
     page = client.get("/collections/rail_stations/items", params={"limit": 1}).json()
     feature_id = page["features"][0]["id"]
     lon, lat = seeds["rail_stations"]["c01_jiaxing_south_stn"]["geometry"]["coordinates"]
     tile = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, 12)
     assert api_doc["paths"]
     for path, operations in api_doc["paths"].items():
-        if "get" not in operations:
+        if "get" not in operations or operations["get"].get("security"):  # needs a key: tests/ops
             continue
         real = path.replace("{collectionId}", "rail_stations").replace("{featureId}", str(feature_id))
         real = (
@@ -193,3 +193,23 @@ def test_api_html(client: TestClient) -> None:
 def test_api_rejects_unknown_parameter(client: TestClient, problem: Callable[..., dict[str, Any]]) -> None:
     """An unknown parameter on /api is a 400 naming it."""
     problem(client.get("/api", params={"version": "3.1"}), 400, "version")
+
+
+def test_operations_needing_a_key_declare_their_refusals(api_doc: dict[str, Any]) -> None:
+    """Every write and GET /audit needs a key and declares 401 (with WWW-Authenticate), 403 and 429 (with
+    Retry-After); /audit declares since and limit."""
+    secured = [
+        (path, method, op)
+        for path, operations in api_doc["paths"].items()
+        for method, op in operations.items()
+        if op.get("security")
+    ]
+    assert {m for _, m, _ in secured} == {"get", "post", "put", "patch", "delete"}
+    for path, method, op in secured:
+        for code in ("401", "403", "429"):
+            assert code in op["responses"], (path, method, code)
+    responses = api_doc["components"]["responses"]
+    assert "WWW-Authenticate" in responses["Unauthorized"]["headers"]
+    assert "Retry-After" in responses["TooManyAttempts"]["headers"]
+    audit = api_doc["paths"]["/audit"]["get"]
+    assert [p["name"] for p in audit["parameters"]] == ["since", "limit"]
