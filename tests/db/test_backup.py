@@ -329,15 +329,15 @@ def test_a_restore_that_fails_part_way_changes_nothing(
         assert everything(round_trip.restored_url) == before
     finally:
         _execute(round_trip.restored_url, "DROP VIEW IF EXISTS planner_view")
-    _execute(round_trip.restored_url, "CREATE TABLE audit_log (id bigint PRIMARY KEY)")
+    _execute(round_trip.restored_url, "CREATE TABLE site_reports (id bigint PRIMARY KEY)")
     try:
         before = everything(round_trip.restored_url)
         refused = jxplan("restore", "--replace", str(round_trip.file), env=_fresh_env(fresh_cluster))
         assert refused.exit_code == 1
-        assert "audit_log" in refused.output and "jxplan db downgrade" in refused.output, refused.output
+        assert "site_reports" in refused.output and "jxplan db downgrade" in refused.output, refused.output
         assert everything(round_trip.restored_url) == before
     finally:
-        _execute(round_trip.restored_url, "DROP TABLE IF EXISTS audit_log")
+        _execute(round_trip.restored_url, "DROP TABLE IF EXISTS site_reports")
 
 
 def test_backup_errors_say_what_to_do(edited: Edited, tmp_path: Path) -> None:
