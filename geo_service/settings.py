@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     )
     basemap: str = Field(default="none", description="Default basemap of the maps: none | osm.")
     tianditu_key: str | None = Field(default=None, description="Key for 天地图 basemap tiles (optional).")
+    import_max_features: int = Field(
+        default=20_000, ge=1, description="Most features one import (file upload or jxplan import) may hold."
+    )
+    import_max_unpacked_mb: int = Field(
+        default=512,
+        ge=1,
+        description="Most data a zipped import may unpack to, in MB (zip bombs are refused).",
+    )
 
 
 @lru_cache

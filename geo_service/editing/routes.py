@@ -35,6 +35,7 @@ from geo_service.editing.body import (
     read_feature,
     read_json,
 )
+from geo_service.editing.import_checks import ImportTooLarge
 from geo_service.editing.imports import ImportProblem, ImportReport, import_rows, read_rows
 from geo_service.editing.keys import Caller
 from geo_service.editing.statements import RECORD_STATE, geometry_sql
@@ -311,11 +312,20 @@ async def _saved_upload(upload: UploadFile, folder: Path) -> Path:
 
 
 def _run_import(
-    url: str, layer: Layer, source: Path, datum: str | None, who: str, comment: str, dry_run: bool
+    settings: Settings,
+    url: str,
+    layer: Layer,
+    source: Path,
+    datum: str | None,
+    who: str,
+    comment: str,
+    dry_run: bool,
 ) -> ImportReport:
     """Read and import a file (blocking: GDAL and a synchronous connection), in a worker thread."""
     try:
-        rows = read_rows(source, layer, datum)
+        rows = read_rows(source, layer, datum, settings)
+    except ImportTooLarge as exc:
+        raise UploadTooLarge(f"Nothing imported: {exc}.") from None
     except ImportProblem as exc:
         raise InvalidFeature(f"Nothing imported: {exc}.") from None
     if not rows:
@@ -367,6 +377,7 @@ async def import_file(
     layer: Layer = Depends(get_layer),
     caller: Caller = Depends(editor),
     engine: AsyncEngine = Depends(get_engine),
+    settings: Settings = Depends(get_settings),
 ) -> Response:
     """Import a GeoJSON, GeoPackage or zipped Shapefile (multipart field `file`): rows matched by `code` are
     created or updated, all or none, with a report per row. Fields: `datum` (wgs84, cgcs2000, gcj02, bd09 or
@@ -381,7 +392,7 @@ async def import_file(
         named = Path(upload.filename or "").name
         note = fields.get("comment", "").strip()[:MAX_COMMENT] or f"import of {named}"
         report = await anyio.to_thread.run_sync(
-            _run_import, url, layer, source, datum, caller.name, note, dry_run
+            _run_import, settings, url, layer, source, datum, caller.name, note, dry_run
         )
     document = report.as_json()
     if not report.applied and not dry_run:
