@@ -24,6 +24,7 @@ from geo_service.ogc import collections, items, landing, schemas, tiles
 from geo_service.ogc.counts import MatchedCounts
 from geo_service.ogc.responses import json_response
 from geo_service.ogc.tilecache import TileCache
+from geo_service.security.headers import install_security_headers
 from geo_service.settings import Settings, get_settings
 
 log = logging.getLogger("geo_service")
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.state.tile_cache = TileCache(settings.tile_cache_mb * 2**20)
     install_error_handlers(app)
     install_compression(app)
+    install_security_headers(app)
     # the data routes first: plain routes, matched before the routers (see geo_service.ogc.dependencies)
     app.router.routes[:0] = [*items.routes, *tiles.routes]
     for router in (
