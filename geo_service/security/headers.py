@@ -109,5 +109,11 @@ class SecurityHeaders:
 
 
 def install_security_headers(app: FastAPI) -> None:
-    """Add the security headers to every response of `app`."""
-    app.add_middleware(SecurityHeaders)
+    """Add the security headers to every response of `app`, its 500s included: the middleware wraps the
+    whole stack, outside Starlette's error middleware (which `add_middleware` would place it inside)."""
+    build = app.build_middleware_stack
+
+    def build_with_headers() -> ASGIApp:
+        return SecurityHeaders(build())
+
+    app.build_middleware_stack = build_with_headers  # type: ignore[method-assign]

@@ -107,6 +107,22 @@ def test_every_response_has_nosniff_and_a_referrer_policy(client: TestClient) ->
         assert "javascript" in client.get(script).headers["content-type"]  # nosniff runs typed scripts only
 
 
+def test_even_a_failure_carries_the_headers(settings: Settings, catalog: Catalog) -> None:
+    """A route that fails (a bug, answered 500 by the outermost error handler) still sends nosniff and the
+    referrer policy."""
+    app = create_app(settings, catalog)
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken", broken)
+    with TestClient(app, raise_server_exceptions=False) as failing:
+        response = failing.get("/broken")
+    assert response.status_code == 500
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == REFERRER_POLICY
+
+
 def test_api_pages_get_the_strict_policy_and_need_nothing_more(client: TestClient) -> None:
     """The API's HTML pages and the map list get the default policy (this service only, no inline code)
     and hold no inline script, style block or style attribute that it would block."""
