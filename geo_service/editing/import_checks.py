@@ -205,8 +205,44 @@ def _expected_trigger(
     return table in layers and any(matches(pattern, table=table) for pattern in LAYER_TRIGGERS)
 
 
+REEXPORT = "Export the layer to a new GeoPackage (e.g. ogr2ogr -f GPKG out.gpkg in.gpkg) and import that"
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _stored_sql(conn: sqlite3.Connection) -> str | None:
+    """What in the open GeoPackage is SQL that reading it could run, described; None when there is none."""
+    schema = conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE type IN ('trigger', 'view', 'table')"
+        " ORDER BY name"
+    ).fetchall()
+    layers = {row[0] for row in conn.execute("SELECT table_name FROM gpkg_contents")}
+    geometry_columns = set(conn.execute("SELECT table_name, column_name FROM gpkg_geometry_columns"))
+    for kind, name, table, sql in schema:
+        if kind == "view":
+            return f"the view '{name}', whose SQL would run when it is read"
+        if kind == "trigger" and not _expected_trigger(name, table, layers, geometry_columns):
+            return (
+                f"the trigger '{name}' on '{table}', which is not one a GeoPackage needs (spatial index, "
+                "metadata, feature count)"
+            )
+        virtual = kind == "table" and (sql or "").upper().startswith("CREATE VIRTUAL TABLE")
+        if virtual and not re.search(r"USING\s+rtree\s*\(", sql, re.IGNORECASE):
+            return (
+                f"the virtual table '{name}', whose module would run when it is read (only rtree is expected)"
+            )
+    for table in sorted(layers):
+        for column in conn.execute(f"PRAGMA table_xinfo({_quoted(table)})"):
+            if column[6] in (2, 3):  # hidden 2/3: a generated column, computed by its SQL on every read
+                return f"the generated column '{column[1]}' of '{table}', whose SQL would run when it is read"
+    return None
+
+
 def check_geopackage(path: Path) -> None:
-    """Refuse a GeoPackage holding SQL that reading it could run: views, and triggers of its author's."""
+    """Refuse a GeoPackage holding SQL that reading it could run (views, triggers of its author's, other
+    virtual tables than spatial indexes, generated columns); its schema is read, never run."""
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True)
@@ -214,29 +250,15 @@ def check_geopackage(path: Path) -> None:
         raise ImportProblem(f"{path.name} cannot be opened as a GeoPackage: {exc}") from None
     try:
         conn.execute("PRAGMA trusted_schema = OFF")  # nothing in the file may call functions with effects
-        rows = conn.execute(
-            "SELECT type, name, tbl_name FROM sqlite_master WHERE type IN ('trigger', 'view') ORDER BY name"
-        ).fetchall()
-        layers = {row[0] for row in conn.execute("SELECT table_name FROM gpkg_contents")}
-        geometry_columns = set(conn.execute("SELECT table_name, column_name FROM gpkg_geometry_columns"))
+        found = _stored_sql(conn)
     except sqlite3.Error as exc:
         raise ImportProblem(
             f"{path.name} is not a GeoPackage (an SQLite database with its tables): {exc}"
         ) from None
     finally:
         conn.close()
-    for kind, name, table in rows:
-        if kind == "view":
-            raise ImportProblem(
-                f"{path.name} is refused: it defines the view '{name}', whose SQL would run when it is read. "
-                "Export the layer as a plain table (e.g. ogr2ogr -f GPKG out.gpkg in.gpkg) and import that"
-            )
-        if not _expected_trigger(name, table, layers, geometry_columns):
-            raise ImportProblem(
-                f"{path.name} is refused: it holds the trigger '{name}' on '{table}', which is not one a "
-                "GeoPackage needs (spatial index, metadata, feature count). Export the layer to a new "
-                "GeoPackage (e.g. ogr2ogr -f GPKG out.gpkg in.gpkg) and import that"
-            )
+    if found is not None:
+        raise ImportProblem(f"{path.name} is refused: it holds {found}. {REEXPORT}")
 
 
 def too_many_features(name: str, limits: ImportLimits) -> ImportTooLarge:

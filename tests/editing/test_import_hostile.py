@@ -175,14 +175,20 @@ def _gpkg_with(path: Path, statement: str) -> Path:
             " SELECT n FROM c;",
             "jx_spin",
         ),
+        (
+            "ALTER TABLE s ADD COLUMN jx_computed TEXT GENERATED ALWAYS AS (upper(code)) VIRTUAL;",
+            "jx_computed",
+        ),
+        ("CREATE VIRTUAL TABLE jx_text USING fts5(body);", "jx_text"),
     ],
 )
 def test_geopackage_sql_is_refused(
     writable: Writable, import_keys: Keys, tmp_path: Path, statement: str, named: str
 ) -> None:
-    """A GeoPackage with a trigger of its author's or a view (SQL that reading could run) is refused naming
-    it; the triggers GDAL itself writes into every GeoPackage are accepted (a dry run of the same file
-    without the addition reports the row)."""
+    """A GeoPackage with a trigger of its author's, a view, a generated column or a virtual table other than
+    a spatial index (SQL that reading could run) is refused naming it; the triggers and spatial index GDAL
+    itself writes into every GeoPackage are accepted (a dry run of the same file without the addition
+    reports the row)."""
     clean = _gpkg_with(tmp_path / "clean.gpkg", "")
     with contextlib.closing(sqlite3.connect(clean)) as conn:
         own = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")]
