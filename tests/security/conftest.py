@@ -1,8 +1,10 @@
 """Security fixtures: the real service on a private database holding a feature written through the API
-with hostile property values, and a map drawing its layer from vector tiles."""
+with hostile property values and a map drawing its layer from vector tiles; Chromium pages watched for
+policy violations, script errors and dialogs."""
 
 from __future__ import annotations
 
+import base64
 import shutil
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -10,6 +12,7 @@ from typing import Any, NamedTuple
 import httpx
 import pytest
 import yaml
+from playwright.sync_api import Browser, Page, Route
 from sqlalchemy import Engine
 
 from geo_service.app import create_app
@@ -19,6 +22,9 @@ from geo_service.editing.keys import add_key
 from geo_service.loader import load
 from geo_service.settings import PROJECT_ROOT, Settings
 from tests.conftest import private_database, running_server
+from tests.mapview.test_browser import browser
+
+__all__ = ["browser"]  # the Chromium fixture of the map tests, for every browser test here
 
 HOSTILE_CODE = "hostile_probe"
 HOSTILE_POINT = (120.93, 30.83)  # lon, lat: open country in 嘉善, where no other station is drawn
@@ -39,12 +45,13 @@ HOSTILE_PROPERTIES: dict[str, Any] = {
     "note": "JaVaScRiPt:window.jxHostile=4 <style>body{display:none}</style>",
     "aliases": ["<svg/onload=alert('alias')>", "{{ 7*7 }}"],
 }
-# Texts that must appear literally wherever the page shows the property.
-SHOWN_AS_TEXT = {
-    "name_zh": HOSTILE_PROPERTIES["name_zh"],
-    "plan_text": HOSTILE_PROPERTIES["plan_text"],
-}
 TILES_MAP = "hostile_tiles"
+
+OSM_HOST = "tile.openstreetmap.org"
+# A 1×1 PNG, answered for every OpenStreetMap tile so that the basemap "loads" without the internet.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 
 
 class HostileSite(NamedTuple):
@@ -95,3 +102,56 @@ def hostile_site(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
             feature_id = int(created.headers["location"].rsplit("/", 1)[-1])
             yield HostileSite(base, engine, key, feature_id, catalog)
         engine.dispose()
+
+
+WATCH_POLICY = """
+window.jxViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => window.jxViolations.push(
+    `${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`));
+"""
+
+
+class Watched:
+    """A page whose policy violations, console errors about the policy, page errors and dialogs are kept."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.console: list[str] = []
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        page.add_init_script(WATCH_POLICY)
+        page.on(
+            "console", lambda m: self.console.append(m.text) if "Content Security Policy" in m.text else None
+        )
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
+        page.route("**/*", self._route)
+
+    @staticmethod
+    def _route(route: Route) -> None:
+        host = route.request.url.split("/")[2].split(":")[0]
+        if host in ("127.0.0.1", "localhost"):
+            route.continue_()
+        elif host == OSM_HOST:
+            route.fulfill(status=200, content_type="image/png", body=PNG)
+        else:
+            route.abort("internetdisconnected")
+
+    def violations(self) -> list[str]:
+        """Every violation reported in any frame of the page, and the console's policy errors."""
+        found = [v for frame in self.page.frames for v in frame.evaluate("() => window.jxViolations || []")]
+        return found + self.console
+
+    def assert_clean(self) -> None:
+        """No violation, no script error, no dialog."""
+        assert self.violations() == [], "\n".join(self.violations())
+        assert self.errors == []
+        assert self.dialogs == []
+
+
+@pytest.fixture
+def watched(browser: Browser) -> Iterator[Watched]:
+    """A fresh Chromium page, watched."""
+    page = browser.new_page(viewport={"width": 1300, "height": 850}, locale="zh-CN")
+    yield Watched(page)
+    page.close()

@@ -7,29 +7,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, Page, Route
 
 from geo_service.app import create_app
 from geo_service.catalog import Catalog
 from geo_service.security.headers import DEFAULT_POLICY, REFERRER_POLICY
 from geo_service.settings import Settings
-from tests.mapview.test_browser import LOAD_TIMEOUT_MS, OPEN_BY_CODE, browser
+from tests.mapview.test_browser import LOAD_TIMEOUT_MS, OPEN_BY_CODE
 from tests.mapview.test_editor import _choose_layer, _screen, _use_key
-from tests.security.conftest import HOSTILE_CODE, HOSTILE_POINT, TILES_MAP, HostileSite
-
-__all__ = ["browser"]  # the Chromium fixture of the map tests
-
-OSM_HOST = "tile.openstreetmap.org"
-# A 1×1 PNG, answered for every OpenStreetMap tile so that the basemap "loads" without the internet.
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-)
+from tests.security.conftest import HOSTILE_CODE, HOSTILE_POINT, OSM_HOST, TILES_MAP, HostileSite, Watched
 
 
 def _directives(policy: str) -> dict[str, list[str]]:
@@ -184,58 +173,6 @@ def test_map_pages_allow_exactly_their_inline_blocks(
 
 
 # --- in Chromium ----------------------------------------------------------------------------------------
-
-WATCH_POLICY = """
-window.jxViolations = [];
-document.addEventListener('securitypolicyviolation', (e) => window.jxViolations.push(
-    `${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`));
-"""
-
-
-class Watched:
-    """A page whose policy violations, console errors about the policy, page errors and dialogs are kept."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.console: list[str] = []
-        self.errors: list[str] = []
-        self.dialogs: list[str] = []
-        page.add_init_script(WATCH_POLICY)
-        page.on(
-            "console", lambda m: self.console.append(m.text) if "Content Security Policy" in m.text else None
-        )
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
-        page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
-        page.route("**/*", self._route)
-
-    @staticmethod
-    def _route(route: Route) -> None:
-        host = route.request.url.split("/")[2].split(":")[0]
-        if host in ("127.0.0.1", "localhost"):
-            route.continue_()
-        elif host == OSM_HOST:
-            route.fulfill(status=200, content_type="image/png", body=PNG)
-        else:
-            route.abort("internetdisconnected")
-
-    def violations(self) -> list[str]:
-        """Every violation reported in any frame of the page, and the console's policy errors."""
-        found = [v for frame in self.page.frames for v in frame.evaluate("() => window.jxViolations || []")]
-        return found + self.console
-
-    def assert_clean(self) -> None:
-        """No violation, no script error, no dialog."""
-        assert self.violations() == [], "\n".join(self.violations())
-        assert self.errors == []
-        assert self.dialogs == []
-
-
-@pytest.fixture
-def watched(browser: Browser) -> Iterator[Watched]:
-    """A fresh Chromium page, watched."""
-    page = browser.new_page(viewport={"width": 1300, "height": 850}, locale="zh-CN")
-    yield Watched(page)
-    page.close()
 
 
 def test_overview_map_works_under_its_policy(watched: Watched, hostile_site: HostileSite) -> None:

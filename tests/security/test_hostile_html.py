@@ -5,12 +5,9 @@ are shown as the text they are; nothing runs, no dialog opens, no javascript: li
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from playwright.sync_api import Locator, Page
 
-import pytest
-from playwright.sync_api import Browser, Locator, Page
-
-from tests.mapview.test_browser import LOAD_TIMEOUT_MS, OPEN_BY_CODE, browser
+from tests.mapview.test_browser import LOAD_TIMEOUT_MS, OPEN_BY_CODE
 from tests.mapview.test_editor import _choose_layer, _screen, _use_key
 from tests.security.conftest import (
     HOSTILE_CODE,
@@ -18,10 +15,8 @@ from tests.security.conftest import (
     HOSTILE_PROPERTIES,
     TILES_MAP,
     HostileSite,
+    Watched,
 )
-from tests.security.test_headers import Watched
-
-__all__ = ["browser"]  # the Chromium fixture of the map tests
 
 NAME = HOSTILE_PROPERTIES["name_zh"]
 PLAN = HOSTILE_PROPERTIES["plan_text"]
@@ -33,14 +28,6 @@ EXECUTED = """() => ({
         .filter((href) => /^\\s*javascript:/i.test(href)),
     hiddenBody: getComputedStyle(document.body).display === 'none',
 })"""
-
-
-@pytest.fixture
-def watched(browser: Browser) -> Iterator[Watched]:
-    """A fresh Chromium page, its dialogs, errors and policy violations recorded."""
-    page = browser.new_page(viewport={"width": 1300, "height": 850}, locale="zh-CN")
-    yield Watched(page)
-    page.close()
 
 
 def _nothing_ran(watched: Watched) -> None:
