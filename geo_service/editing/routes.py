@@ -10,6 +10,7 @@ comment from the `X-Edit-Comment` header (percent-encoded UTF-8). Nothing is eve
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -289,7 +290,8 @@ class UploadTooLarge(Problem):
 
 
 async def _saved_upload(upload: UploadFile, folder: Path) -> Path:
-    """The upload written to `folder` under a name with its kind's suffix (GDAL picks the driver by it)."""
+    """The upload written to `folder` under its own name made safe, with its kind's suffix (GDAL picks the
+    driver by it)."""
     name = Path(upload.filename or "")
     suffix = IMPORT_SUFFIXES.get(name.suffix.lower())
     if suffix is None:
@@ -297,7 +299,9 @@ async def _saved_upload(upload: UploadFile, folder: Path) -> Path:
             f"Cannot import {name.name or 'a file without a name'!r}: send a GeoJSON (.geojson, .json), "
             "GeoPackage (.gpkg) or zipped Shapefile (.zip) file."
         )
-    target = folder / f"upload{suffix}"
+    # the sender's name (so that messages about the file name it), reduced to safe characters
+    stem = re.sub(r"[^\w-]", "_", name.stem)[:80].strip("_") or "upload"
+    target = folder / f"{stem}{suffix}"
     size = 0
     with target.open("wb") as out:
         while chunk := await upload.read(1 << 20):

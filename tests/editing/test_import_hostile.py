@@ -89,7 +89,7 @@ def test_zip_bomb_is_refused_unopened(
     before = database_state(writable.engine)
     with peak_growth() as growth:
         refused = _upload(writable, bomb, import_keys["editor"])
-    check_problem(refused, 413, "nothing imported", "2,048 MB", "JXPLAN_IMPORT_MAX_UNPACKED_MB")
+    check_problem(refused, 413, "nothing imported", "bomb.zip", "2,048 MB", "JXPLAN_IMPORT_MAX_UNPACKED_MB")
     assert growth[0] < 64 * MB, f"memory grew by {growth[0] / MB:.0f} MB"
     check_problem(_upload(writable, dense, import_keys["editor"]), 413, "expand", "zip bomb")
     assert database_state(writable.engine) == before
@@ -99,8 +99,8 @@ def test_members_outside_the_archive_are_refused(
     writable: Writable, import_keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A valid Shapefile zipped with a member named `../…`, absolute, on a drive, climbing out of a folder,
-    or a symbolic link, is refused naming the member; nothing is written outside the private temporary
-    folder (which is removed), and nothing is imported."""
+    or a symbolic link, is refused naming the member, and an upload named `../../…` is read under its bare
+    name; nothing is written outside the private temporary folder (which is removed), nothing imported."""
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
@@ -119,8 +119,16 @@ def test_members_outside_the_archive_are_refused(
             zipped.write(part, part.name)
         zipped.writestr(link, "/etc/passwd")
     check_problem(_upload(writable, archive, import_keys["editor"]), 400, "symbolic link")
+    clean = _zip(tmp_path / "clean.zip", {}, parts)  # a sound archive under a name that climbs out
+    named = writable.client.post(
+        f"/collections/{LAYER}/import",
+        files={"file": (f"../../{marker}.zip", clean.read_bytes())},
+        data={"dry_run": "true"},
+        headers=import_keys["editor"],
+    )
+    assert named.status_code == 200 and named.json()["counts"] == {"created": 1}, named.text
     assert database_state(writable.engine) == before
-    assert not list(Path("/tmp").glob(marker)) and not list(tmp_path.parent.rglob(marker))
+    assert not list(Path("/tmp").glob(marker + "*")) and not list(tmp_path.parent.rglob(marker + "*"))
     assert list(private_tmp.iterdir()) == []  # every upload and unpacking folder is gone again
 
 
@@ -225,7 +233,7 @@ def test_million_rows_are_refused_without_reading_them(
     with peak_growth() as growth:
         refused = _upload(writable, path, import_keys["editor"])
     elapsed = time.monotonic() - started
-    check_problem(refused, 413, "more than 20,000 features", "JXPLAN_IMPORT_MAX_FEATURES", "split")
+    check_problem(refused, 413, "million.gpkg", "more than 20,000 features", "JXPLAN_IMPORT_MAX_FEATURES")
     assert growth[0] < 150 * MB, f"memory grew by {growth[0] / MB:.0f} MB"
     assert elapsed < 20, f"took {elapsed:.1f} s"
     assert database_state(writable.engine) == before
