@@ -26,6 +26,7 @@ from geo_service.ogc.responses import json_response
 from geo_service.ogc.tilecache import TileCache
 from geo_service.ops import audit_api
 from geo_service.security.cors import install_cors
+from geo_service.security.headers import install_security_headers
 from geo_service.security.ratelimit import AuthFailures
 from geo_service.settings import Settings, get_settings
 
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     install_error_handlers(app)
     install_compression(app)
     install_cors(app, settings)
+    install_security_headers(app)
     # the data routes first: plain routes, matched before the routers (see geo_service.ogc.dependencies)
     app.router.routes[:0] = [*items.routes, *tiles.routes]
     for router in (

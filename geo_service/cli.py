@@ -353,7 +353,7 @@ def import_command(
     if not target.editable:
         raise _fail(f"{layer} is reference data and is not imported into")
     try:
-        rows = read_rows(file, target, datum)
+        rows = read_rows(file, target, datum, settings)
     except ImportProblem as exc:
         raise _fail(str(exc)) from exc
 

@@ -75,6 +75,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"a write origin is scheme://host[:port] (no path, no *); got {origin!r}")
         return origins
 
+    import_max_features: int = Field(
+        default=20_000, ge=1, description="Most features one import (file upload or jxplan import) may hold."
+    )
+    import_max_unpacked_mb: int = Field(
+        default=512,
+        ge=1,
+        description="Most data a zipped import may unpack to, in MB (zip bombs are refused).",
+    )
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -16,6 +16,9 @@ from geo_service.catalog import Layer
 # usually swapped longitude and latitude.
 REGION = (119.8, 29.9, 121.95, 31.4)
 MAX_VERTICES = 100_000
+# Arrays and objects inside each other: a Feature with a MultiPolygon and list properties needs 6; deeper
+# bodies are refused before anything recursive (schema checks, merge patches, JSON encoding) sees them.
+MAX_JSON_DEPTH = 32
 
 # Which GeoJSON geometry types each declared layer type accepts (single parts are promoted to multi).
 ACCEPTED_TYPES: dict[str, set[str]] = {
@@ -37,6 +40,18 @@ class Violation:
 
     def __str__(self) -> str:
         return f"{self.where}: {self.reason}"
+
+
+def too_deep(value: Any) -> bool:
+    """Whether a parsed JSON value nests arrays and objects more than MAX_JSON_DEPTH levels (no recursion)."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def property_violations(layer: Layer, properties: Any) -> list[Violation]:

@@ -21,7 +21,13 @@ from sqlalchemy.exc import IntegrityError
 from geo_service.catalog import Layer
 from geo_service.errors import Problem
 from geo_service.ogc.crs import CRS84_CRS, STORAGE_SRID, parse_crs
-from geo_service.validation import Violation, geometry_violations, property_violations
+from geo_service.validation import (
+    MAX_JSON_DEPTH,
+    Violation,
+    geometry_violations,
+    property_violations,
+    too_deep,
+)
 
 MAX_BODY = 5 * 1024 * 1024  # bytes: a planning outline is kilobytes; anything near this is a mistake
 FEATURE_TYPES = ("application/geo+json", "application/json")
@@ -105,10 +111,19 @@ async def read_json(request: Any, media_types: tuple[str, ...]) -> Any:
         body += chunk
         if len(body) > MAX_BODY:
             raise PayloadTooLarge(f"The body is over the limit of {MAX_BODY:,} bytes.")
+    nested = InvalidFeature(
+        f"The body nests arrays or objects more than {MAX_JSON_DEPTH} levels deep; a GeoJSON Feature needs "
+        "far fewer: flatten the nested properties."
+    )
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as exc:
+        document = json.loads(body)
+    except RecursionError:
+        raise nested from None
+    except ValueError as exc:
         raise InvalidFeature(f"The body is not valid JSON: {exc}.") from None
+    if too_deep(document):
+        raise nested
+    return document
 
 
 def _checked(layer: Layer, properties: Any, geometry: Any, content_crs: str | None) -> SentFeature:

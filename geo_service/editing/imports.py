@@ -33,8 +33,21 @@ from geo_service.datum import (
     wgs84_to_bd09,
     wgs84_to_gcj02,
 )
+from geo_service.editing.import_checks import (
+    ImportLimits,
+    ImportProblem,
+    checked_source,
+    too_many_features,
+)
 from geo_service.editing.statements import RECORD_STATE, geometry_sql
-from geo_service.validation import Violation, geometry_violations, property_violations
+from geo_service.settings import Settings, get_settings
+from geo_service.validation import (
+    MAX_JSON_DEPTH,
+    Violation,
+    geometry_violations,
+    property_violations,
+    too_deep,
+)
 
 DATUMS = ("wgs84", "cgcs2000", "gcj02", "bd09")
 IGNORED_FIELDS = {"id", "fid", "ogc_fid"}
@@ -44,10 +57,6 @@ SAME_PLACE = (
     "CASE WHEN geom IS NULL OR {new} IS NULL THEN geom IS NULL AND {new} IS NULL"
     " ELSE GeometryType(geom) = GeometryType({new}) AND ST_HausdorffDistance(geom, {new}) < 1e-7 END"
 )
-
-
-class ImportProblem(ValueError):
-    """The file cannot be read as asked (format, datum, layer)."""
 
 
 @dataclass
@@ -126,24 +135,45 @@ def _value(raw_value: Any, schema: dict[str, Any]) -> Any:
         text_value = raw_value.strip()
         if text_value.startswith("["):
             try:
-                return json.loads(text_value)
-            except ValueError:
+                parsed = json.loads(text_value)
+            except (ValueError, RecursionError):
                 return raw_value
+            # too deep to check safely: left as text, which the schema then refuses as not a list
+            return raw_value if too_deep(parsed) else parsed
         return [part.strip() for part in text_value.split(",") if part.strip()]
     if raw_value == "" and "null" in kinds:
         return None
     return raw_value
 
 
-def read_rows(source: str | Path, layer: Layer, datum: str | None) -> list[tuple[dict[str, Any], Any]]:
-    """The file's rows as (properties, WGS 84 shapely geometry or None)."""
+def _read_file(source: Path, limits: ImportLimits) -> tuple[dict[str, Any], Any, list[Any]]:
+    """GDAL's metadata, geometries and columns of a checked file: at most one feature over the limit."""
     # GDAL is loaded on first use: it adds ~27 MiB to every process that imports it
     from pyogrio import raw
 
-    try:
-        meta, _, geometries, columns = raw.read(str(source))
-    except Exception as exc:  # GDAL reports unreadable files with several error types
-        raise ImportProblem(f"cannot read {Path(str(source)).name}: {exc}") from None
+    with checked_source(source, limits) as readable:
+        try:
+            meta, _, geometries, columns = raw.read(str(readable), max_features=limits.max_features + 1)
+        except Exception as exc:  # GDAL reports unreadable files with several error types
+            if "nested" in str(exc):  # GDAL's JSON parser stops at 1024 levels
+                raise ImportProblem(
+                    f"{source.name} nests arrays or objects too deep for GDAL to read ({exc}); a GeoJSON "
+                    f"feature needs fewer than {MAX_JSON_DEPTH} levels: flatten its properties"
+                ) from None
+            raise ImportProblem(f"cannot read {source.name}: {exc}") from None
+    count = len(geometries) if geometries is not None else len(columns[0]) if len(columns) else 0
+    if count > limits.max_features:
+        raise too_many_features(source.name, limits)
+    return meta, geometries, columns
+
+
+def read_rows(
+    source: str | Path, layer: Layer, datum: str | None, settings: Settings | None = None
+) -> list[tuple[dict[str, Any], Any]]:
+    """The file's rows as (properties, WGS 84 shapely geometry or None), after the file's safety checks
+    and within the import limits of `settings` (the process's settings when not given)."""
+    limits = ImportLimits.from_settings(settings or get_settings())
+    meta, geometries, columns = _read_file(Path(source), limits)
     kind, how = _source_transform(datum, meta.get("crs"))
     schema = layer.json_schema["properties"]
     names = list(meta["fields"])

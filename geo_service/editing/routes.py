@@ -10,6 +10,7 @@ comment from the `X-Edit-Comment` header (percent-encoded UTF-8). Nothing is eve
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -35,6 +36,7 @@ from geo_service.editing.body import (
     read_feature,
     read_json,
 )
+from geo_service.editing.import_checks import ImportTooLarge
 from geo_service.editing.imports import ImportProblem, ImportReport, import_rows, read_rows
 from geo_service.editing.keys import Caller
 from geo_service.editing.statements import RECORD_STATE, geometry_sql
@@ -291,7 +293,8 @@ class UploadTooLarge(Problem):
 
 
 async def _saved_upload(upload: UploadFile, folder: Path) -> Path:
-    """The upload written to `folder` under a name with its kind's suffix (GDAL picks the driver by it)."""
+    """The upload written to `folder` under its own name made safe, with its kind's suffix (GDAL picks the
+    driver by it)."""
     name = Path(upload.filename or "")
     suffix = IMPORT_SUFFIXES.get(name.suffix.lower())
     if suffix is None:
@@ -299,7 +302,9 @@ async def _saved_upload(upload: UploadFile, folder: Path) -> Path:
             f"Cannot import {name.name or 'a file without a name'!r}: send a GeoJSON (.geojson, .json), "
             "GeoPackage (.gpkg) or zipped Shapefile (.zip) file."
         )
-    target = folder / f"upload{suffix}"
+    # the sender's name (so that messages about the file name it), reduced to safe characters
+    stem = re.sub(r"[^\w-]", "_", name.stem)[:80].strip("_") or "upload"
+    target = folder / f"{stem}{suffix}"
     size = 0
     with target.open("wb") as out:
         while chunk := await upload.read(1 << 20):
@@ -314,11 +319,20 @@ async def _saved_upload(upload: UploadFile, folder: Path) -> Path:
 
 
 def _run_import(
-    url: str, layer: Layer, source: Path, datum: str | None, audit: WriteAudit, comment: str, dry_run: bool
+    settings: Settings,
+    url: str,
+    layer: Layer,
+    source: Path,
+    datum: str | None,
+    audit: WriteAudit,
+    comment: str,
+    dry_run: bool,
 ) -> ImportReport:
     """Read and import a file (blocking: GDAL and a synchronous connection), in a worker thread."""
     try:
-        rows = read_rows(source, layer, datum)
+        rows = read_rows(source, layer, datum, settings)
+    except ImportTooLarge as exc:
+        raise UploadTooLarge(f"Nothing imported: {exc}.") from None
     except ImportProblem as exc:
         raise InvalidFeature(f"Nothing imported: {exc}.") from None
     if not rows:
@@ -378,6 +392,7 @@ async def import_file(
     layer: Layer = Depends(get_layer),
     caller: Caller = Depends(editor),
     engine: AsyncEngine = Depends(get_engine),
+    settings: Settings = Depends(get_settings),
 ) -> Response:
     """Import a GeoJSON, GeoPackage or zipped Shapefile (multipart field `file`): rows matched by `code` are
     created or updated, all or none, with a report per row. Fields: `datum` (wgs84, cgcs2000, gcj02, bd09 or
@@ -392,7 +407,7 @@ async def import_file(
         named = Path(upload.filename or "").name
         note = fields.get("comment", "").strip()[:MAX_COMMENT] or f"import of {named}"
         report = await anyio.to_thread.run_sync(
-            _run_import, url, layer, source, datum, write_audit(request), note, dry_run
+            _run_import, settings, url, layer, source, datum, write_audit(request), note, dry_run
         )
     document = report.as_json()
     if not report.applied and not dry_run:

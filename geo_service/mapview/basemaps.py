@@ -29,6 +29,14 @@ def is_tile_host(host: str) -> bool:
     return bool(_TILE_HOST.match(host))
 
 
+def tile_origins(settings: Settings) -> list[str]:
+    """The origins a map page may load basemap images from: those `add_basemaps` offers, no others."""
+    origins = ["https://tile.openstreetmap.org"]
+    if settings.tianditu_key:
+        origins += [f"https://t{n}.tianditu.gov.cn" for n in range(8)]
+    return origins
+
+
 def tianditu_tiles(layer: str, key: str) -> str:
     """URL template of a 天地图 Web Mercator layer (`vec` roads, `cva` their annotation) with the key."""
     return TIANDITU_TILES.format(s="{s}", layer=layer, key=quote(key, safe=""))

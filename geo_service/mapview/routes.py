@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from geo_service.catalog import Bilingual, Catalog, Layer
 from geo_service.errors import NotFound
+from geo_service.mapview.basemaps import tile_origins
 from geo_service.mapview.editor import render_editor
 from geo_service.mapview.plan_layer import APP_CSS, CJK_FONT_CSS
 from geo_service.mapview.render import layer_document, render_map
@@ -21,6 +22,7 @@ from geo_service.ogc.dependencies import (
     get_settings,
     parse_feature_id,
 )
+from geo_service.security.headers import page_response
 from geo_service.settings import Settings
 
 router = APIRouter(tags=["maps 地图"])
@@ -45,7 +47,7 @@ def editor_page(
     catalog: Catalog = Depends(get_catalog), settings: Settings = Depends(get_settings)
 ) -> HTMLResponse:
     """The browser editor: draw, reshape, delete and describe features with an editor key."""
-    return HTMLResponse(render_editor(catalog, settings))
+    return page_response(render_editor(catalog, settings), tile_origins(settings))
 
 
 @router.get("/maps/{map_id}", response_class=HTMLResponse, summary="地图 Map")
@@ -56,7 +58,7 @@ def map_page(
     doc = catalog.maps.get(map_id)
     if doc is None:
         raise NotFound(f"no map {map_id!r}; the maps are listed at /maps")
-    return HTMLResponse(render_map(doc, catalog, settings))
+    return page_response(render_map(doc, catalog, settings), tile_origins(settings))
 
 
 @router.get(
@@ -69,7 +71,9 @@ def collection_map(
 ) -> HTMLResponse:
     """One collection on a map of its own, zoomed to its features once they have loaded."""
     doc = layer_document(catalog, layer)
-    return HTMLResponse(render_map(doc, catalog, settings, focus={"layer": layer.id}))
+    return page_response(
+        render_map(doc, catalog, settings, focus={"layer": layer.id}), tile_origins(settings)
+    )
 
 
 FEATURE_NAME = text(
@@ -100,4 +104,5 @@ async def feature_map(
         zh=row.name_zh or f"{layer.title.zh} #{fid}", en=row.name_en or f"{layer.title.en} #{fid}"
     )
     doc = layer_document(catalog, layer, title)
-    return HTMLResponse(render_map(doc, catalog, settings, focus={"layer": layer.id, "feature": fid}))
+    html = render_map(doc, catalog, settings, focus={"layer": layer.id, "feature": fid})
+    return page_response(html, tile_origins(settings))

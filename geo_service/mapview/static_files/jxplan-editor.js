@@ -292,7 +292,8 @@
         select(added);
       });
       var props = feature.properties || {};
-      added.bindTooltip([props.name_zh, props.code].filter(present).join(" · "), { sticky: true });
+      // a node, not a string: Leaflet inserts string tooltips as HTML
+      added.bindTooltip(el("span", null, [props.name_zh, props.code].filter(present).join(" · ")), { sticky: true });
       group.addLayer(added);
       return added;
     }
