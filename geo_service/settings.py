@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,15 @@ class Settings(BaseSettings):
     )
     basemap: str = Field(default="none", description="Default basemap of the maps: none | osm.")
     tianditu_key: str | None = Field(default=None, description="Key for 天地图 basemap tiles (optional).")
+    access_log: bool = Field(
+        default=True, description="One line per request on the `geo_service.access` logger (jxplan serve)."
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="Log lines as JSON objects (for a log collector) or as plain text."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="The least severe log records written (debug adds every SQL statement)."
+    )
 
 
 @lru_cache

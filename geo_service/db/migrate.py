@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from geo_service.settings import PROJECT_ROOT
@@ -36,3 +37,8 @@ def current_revision(url: str) -> str | None:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
+
+
+def head_revisions() -> frozenset[str]:
+    """The newest revision(s) of `migrations/`: what a database must be at for this code."""
+    return frozenset(ScriptDirectory.from_config(alembic_config("")).get_heads())

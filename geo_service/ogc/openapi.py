@@ -12,6 +12,7 @@ from geo_service.ogc.fields import layer_fields
 from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, OPENAPI, SCHEMA_JSON
 from geo_service.ogc.parameters import declarations
 from geo_service.ogc.tiles import MVT
+from geo_service.ops.health import openapi_paths
 from geo_service.settings import Settings
 
 ITEMS_PARAMETERS = [
@@ -135,6 +136,7 @@ def _schemas() -> dict[str, Any]:
                 "status": {"type": "integer"},
                 "detail": {"type": "string"},
                 "instance": {"type": "string"},
+                "requestId": {"type": "string", "description": "The X-Request-Id of the request."},
             },
         },
     }
@@ -424,6 +426,7 @@ def openapi_document(
             if f.sortable
         ]
         paths[f"/collections/{layer.id}/items"] = {"get": operation}
+    paths |= openapi_paths()  # /health, /ready, /metrics
     return {
         "openapi": "3.0.3",
         "info": {
@@ -433,7 +436,7 @@ def openapi_document(
             "license": {"name": "MIT"},
         },
         "servers": [{"url": base}],
-        "tags": [{"name": "Capabilities"}, {"name": "Data"}, {"name": "Editing"}],
+        "tags": [{"name": "Capabilities"}, {"name": "Data"}, {"name": "Editing"}, {"name": "Operations"}],
         "paths": paths,
         "components": {
             "parameters": parameters,
