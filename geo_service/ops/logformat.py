@@ -22,8 +22,13 @@ SECRETS = (
     (re.compile(r"jxp_[A-Za-z0-9_-]{8,}"), "jxp_***"),  # our API keys (geo_service.editing.keys)
     (re.compile(r"(?i)(password\s*=\s*)('[^']*'|[^\s\"']+)"), r"\1***"),
 )
-# what every LogRecord has: anything else on a record came from `extra=`
-STANDARD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# what every LogRecord has: anything else on a record came from `extra=` (uvicorn's `color_message` repeats
+# its message with terminal colours)
+STANDARD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def mask_secrets(line: str) -> str:
