@@ -12,15 +12,16 @@ import json
 import logging
 import re
 import sys
-from datetime import UTC, datetime
+import time
 
 from geo_service.settings import Settings
 
+# (a word that any match contains, lower-cased: a line without it skips the pattern; the pattern)
 SECRETS = (
-    (re.compile(r"(://[^:/@\s\"]+:)[^@\s\"]+@"), r"\1***@"),  # scheme://user:password@host
-    (re.compile(r"(?i)(bearer\s+)[^\s\"',]+"), r"\1***"),
-    (re.compile(r"jxp_[A-Za-z0-9_-]{8,}"), "jxp_***"),  # our API keys (geo_service.editing.keys)
-    (re.compile(r"(?i)(password\s*=\s*)('[^']*'|[^\s\"']+)"), r"\1***"),
+    ("://", re.compile(r"(://[^:/@\s\"]+:)[^@\s\"]+@"), r"\1***@"),  # scheme://user:password@host
+    ("bearer", re.compile(r"(?i)(bearer\s+)[^\s\"',]+"), r"\1***"),
+    ("jxp_", re.compile(r"jxp_[A-Za-z0-9_-]{8,}"), "jxp_***"),  # our API keys (geo_service.editing.keys)
+    ("password", re.compile(r"(?i)(password\s*=\s*)('[^']*'|[^\s\"']+)"), r"\1***"),
 )
 # what every LogRecord has: anything else on a record came from `extra=` (uvicorn's `color_message` repeats
 # its message with terminal colours)
@@ -30,21 +31,35 @@ STANDARD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
     "color_message",
 }
 
+# one encoder for every line: json.dumps with options builds a new one per call
+encode_json = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=str).encode
+
 
 def mask_secrets(line: str) -> str:
     """The line with every credential-like part replaced by `***`."""
-    for pattern, replacement in SECRETS:
-        line = pattern.sub(replacement, line)
+    lowered = line.lower()
+    for word, pattern, replacement in SECRETS:
+        if word in lowered:
+            line = pattern.sub(replacement, line)
     return line
 
 
 class JsonFormatter(logging.Formatter):
     """A record as one JSON object: time, level, logger, message, its `extra=` fields, the exception."""
 
+    _second: tuple[int, str] = (0, "")  # the last second rendered, and its text
+
+    def timestamp(self, created: float) -> str:
+        """ISO 8601 in UTC to the millisecond (`2026-12-02T14:30:52.123Z`)."""
+        second = int(created)
+        if second != self._second[0]:
+            self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return f"{self._second[1]}.{int((created - second) * 1000):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         """The record's line."""
         line = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": self.timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -56,7 +71,7 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
-        return mask_secrets(json.dumps(line, ensure_ascii=False, default=str))
+        return mask_secrets(encode_json(line))
 
 
 class TextFormatter(logging.Formatter):
@@ -80,3 +95,5 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(level)
     # SQLAlchemy's INFO is every SQL statement: only at debug level
     logging.getLogger("sqlalchemy").setLevel(level if level <= logging.DEBUG else logging.WARNING)
+    # what no line shows is not looked up for every record (thread, process names)
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False

@@ -161,8 +161,8 @@ class RequestObserver:
             "client": client[0] if client else None,
             "user_agent": _header_text(agent) if agent is not None else None,
         }
-        access_log.info(
-            '%s "%s %s" %d %dB %.1fms %s',
+        message = '%s "%s %s" %d %dB %.1fms %s'
+        args = (
             fields["client"],
             fields["method"],
             fields["path"],
@@ -170,5 +170,10 @@ class RequestObserver:
             sent,
             fields["duration_ms"],
             request_id,
-            extra=fields,
+        )
+        # the record made directly: Logger.info would also walk the stack to find its caller, for nothing
+        access_log.handle(
+            access_log.makeRecord(
+                access_log.name, logging.INFO, __file__, 0, message, args, None, extra=fields
+            )
         )

@@ -17,6 +17,7 @@ from geo_service.app import create_app
 from geo_service.catalog import Catalog
 from geo_service.ops.logformat import JsonFormatter, TextFormatter, configure_logging
 from geo_service.settings import Settings
+from tests.ops.conftest import Records, kept_records
 
 ACCESS_FIELDS = {
     "request_id",
@@ -31,27 +32,11 @@ ACCESS_FIELDS = {
 }
 
 
-class Records(logging.Handler):
-    """Keeps every record it is given."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
 def access() -> Iterator[Records]:
     """The records of `geo_service.access`, at INFO, for the duration of a test."""
-    logger = logging.getLogger("geo_service.access")
-    handler, level = Records(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with kept_records("geo_service.access", logging.INFO) as handler:
+        yield handler
 
 
 async def _echo_state(request: Request) -> Response:
@@ -151,7 +136,7 @@ def test_json_lines_render_extra_fields_and_exceptions() -> None:
     doc = json.loads(line)
     assert doc["logger"] == "geo_service.audit" and doc["level"] == "info" and doc["message"] == "write"
     assert doc["key_name"] == "王工" and doc["collection"] == "rail_lines"
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", doc["time"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", doc["time"])
     try:
         raise ValueError("boom")
     except ValueError:

@@ -27,38 +27,30 @@ from geo_service.editing.keys import add_key
 from geo_service.settings import Settings
 from tests.conftest import Writable, _free_port
 from tests.editing.test_create import _feature
+from tests.ops.conftest import Records, kept_records
 
 JXPLAN = Path(sys.executable).parent / "jxplan"
 ITEMS = "/collections/rail_stations/items"
 CLIENT_LOGGERS = ("httpx", "httpcore")  # the test's HTTP client, which logs the URLs it requests
 
 
-class Everything(logging.Handler):
-    """Every record, as every handler could render it: message, arguments, `extra=` fields, traceback."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.texts: list[str] = []
-        self.plain = logging.Formatter()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith(CLIENT_LOGGERS):
-            return
-        self.texts.append(f"{record.getMessage()} {record.args!r} {record.__dict__!r}")
-        if record.exc_info:
-            self.texts.append(self.plain.formatException(record.exc_info))
+def _texts(records: list[logging.LogRecord]) -> list[str]:
+    """Every record as any handler could render it: message, arguments, `extra=` fields, traceback."""
+    plain = logging.Formatter()
+    texts = []
+    for record in records:
+        if not record.name.startswith(CLIENT_LOGGERS):
+            texts.append(f"{record.getMessage()} {record.args!r} {record.__dict__!r}")
+            if record.exc_info:
+                texts.append(plain.formatException(record.exc_info))
+    return texts
 
 
 @pytest.fixture
-def every_record() -> Iterator[Everything]:
+def every_record() -> Iterator[Records]:
     """The root logger at DEBUG with a handler that keeps everything, for the duration of a test."""
-    root = logging.getLogger()
-    handler, level = Everything(), root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(level)
+    with kept_records(None, logging.DEBUG) as handler:
+        yield handler
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +99,7 @@ def _assert_absent(texts: list[str] | str, *secrets_: str) -> None:
 
 
 def test_no_secret_in_any_record(
-    writable: Writable, token: str, settings: Settings, catalog: Catalog, every_record: Everything
+    writable: Writable, token: str, settings: Settings, catalog: Catalog, every_record: Records
 ) -> None:
     """In-process, every logger at DEBUG: valid writes, invalid keys, keys in URLs, then a service whose
     database URL has a wrong password (readiness, a write): neither token nor password is logged —
@@ -122,7 +114,7 @@ def test_no_secret_in_any_record(
             client.post(ITEMS, json=_feature("x"), headers={"Authorization": f"Bearer {token}"}).status_code
             >= 500
         )
-    texts = every_record.texts
+    texts = _texts(every_record.records)
     assert any("token=REDACTED" in t and "api_key=REDACTED" in t for t in texts)
     assert any("password authentication failed" in t for t in texts)  # the failure itself is logged
     _assert_absent(
