@@ -25,6 +25,7 @@ from geo_service.ogc.counts import MatchedCounts
 from geo_service.ogc.responses import json_response
 from geo_service.ogc.tilecache import TileCache
 from geo_service.ops import audit_api
+from geo_service.ops.install import install_operations
 from geo_service.security.cors import install_cors
 from geo_service.security.headers import install_security_headers
 from geo_service.security.ratelimit import AuthFailures
@@ -35,9 +36,10 @@ log = logging.getLogger("geo_service")
 
 def problem_response(problem: Problem, request: Request) -> Response:
     """Render a problem as `application/problem+json`."""
-    response = json_response(
-        problem.body(instance=str(request.url.path)), PROBLEM_JSON, status_code=problem.status
-    )
+    body = problem.body(instance=str(request.url.path))
+    if request_id := getattr(request.state, "request_id", None):
+        body["requestId"] = request_id  # for a planner to quote (geo_service.ops.requestlog)
+    response = json_response(body, PROBLEM_JSON, status_code=problem.status)
     response.headers.update(problem.headers)
     return response
 
@@ -72,13 +74,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        request_id = getattr(request.state, "request_id", None)
+        log.exception(
+            "unhandled error on %s %s", request.method, request.url.path, extra={"request_id": request_id}
+        )
         problem = Problem(
-            "The server failed to answer this request. This is a bug; please report the URL and time.",
+            "The server failed to answer this request. This is a bug; please report it with its requestId.",
             status=500,
         )
         problem.title = "Internal server error 服务器错误"
-        return problem_response(problem, request)
+        response = problem_response(problem, request)
+        if request_id:  # answered outside the request observer, which echoes it on every other response
+            response.headers["X-Request-Id"] = request_id
+        return response
 
 
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> FastAPI:
@@ -134,4 +142,5 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     ):
         app.include_router(router)
     mount_static(app)
+    install_operations(app, settings)  # last: its middleware must be the outermost
     return app

@@ -95,11 +95,18 @@ def _prepare(url: str, settings: Settings, layer_ids: list[str] | None = None) -
 
 def _serve(settings: Settings) -> None:
     from geo_service.app import create_app  # the app imports the web stack; the db commands do not need it
+    from geo_service.ops.logformat import configure_logging
 
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(f"\n  地图 Map:  {base}/maps/overview\n  接口 API:  {base}/\n  (Ctrl-C stops)\n")
+    configure_logging(settings)  # uvicorn's own log config and access log stay off: ours has the request ids
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=False,
     )
 
 

@@ -70,3 +70,11 @@ class NotAcceptable(Problem):
 
     status = 406
     title = "Not acceptable 不支持的格式"
+
+
+class NotReady(Problem):
+    """The service runs but cannot serve yet: its database is unreachable or its schema is not current."""
+
+    status = 503
+    title = "Not ready 未就绪"
+    headers = {"Retry-After": "5"}  # noqa: RUF012

@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, IPvAnyNetwork, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,6 +56,23 @@ class Settings(BaseSettings):
         default=[],
         description="Origins (scheme://host[:port], comma-separated) whose pages may write (reads: any).",
     )
+    import_max_features: int = Field(
+        default=20_000, ge=1, description="Most features one import (file upload or jxplan import) may hold."
+    )
+    import_max_unpacked_mb: int = Field(
+        default=512,
+        ge=1,
+        description="Most data a zipped import may unpack to, in MB (zip bombs are refused).",
+    )
+    access_log: bool = Field(
+        default=True, description="One line per request on the `geo_service.access` logger (jxplan serve)."
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="Log lines as JSON objects (for a log collector) or as plain text."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="The least severe log records written (debug adds every SQL statement)."
+    )
 
     @field_validator("trusted_proxies", "cors_write_origins", mode="before")
     @classmethod
@@ -74,15 +91,6 @@ class Settings(BaseSettings):
             if scheme not in ("http", "https") or not rest or "/" in rest or "*" in rest:
                 raise ValueError(f"a write origin is scheme://host[:port] (no path, no *); got {origin!r}")
         return origins
-
-    import_max_features: int = Field(
-        default=20_000, ge=1, description="Most features one import (file upload or jxplan import) may hold."
-    )
-    import_max_unpacked_mb: int = Field(
-        default=512,
-        ge=1,
-        description="Most data a zipped import may unpack to, in MB (zip bombs are refused).",
-    )
 
 
 @lru_cache

@@ -52,3 +52,8 @@ def head() -> str | None:
 def is_known(revision: str) -> bool:
     """Whether `revision` is exactly the id of one of this project's migrations."""
     return any(script.revision == revision for script in script_directory().walk_revisions())
+
+
+def head_revisions() -> frozenset[str]:
+    """The newest revision(s) of `migrations/`: what a database must be at for this code."""
+    return frozenset(script_directory().get_heads())

@@ -400,6 +400,7 @@ async def import_file(
     _check_editable(layer, items_methods(layer))
     upload, fields = await _import_form(request)
     dry_run = _form_flag(fields.get("dry_run"), "dry_run")
+    request.state.dry_run = dry_run  # not counted as a write (geo_service.ops.metrics)
     datum = fields.get("datum") or None
     with tempfile.TemporaryDirectory(prefix="jxplan-import-") as folder:
         source = await _saved_upload(upload, Path(folder))

@@ -12,6 +12,7 @@ from geo_service.ogc.fields import layer_fields
 from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, OPENAPI, SCHEMA_JSON
 from geo_service.ogc.parameters import declarations
 from geo_service.ogc.tiles import MVT
+from geo_service.ops.health import openapi_paths
 from geo_service.settings import Settings
 
 REFUSALS = {"401": "Unauthorized", "403": "Forbidden", "429": "TooManyAttempts"}
@@ -136,6 +137,7 @@ def _schemas() -> dict[str, Any]:
                 "status": {"type": "integer"},
                 "detail": {"type": "string"},
                 "instance": {"type": "string"},
+                "requestId": {"type": "string", "description": "The X-Request-Id of the request."},
             },
         },
     }
@@ -455,6 +457,7 @@ def openapi_document(
             if f.sortable
         ]
         paths[f"/collections/{layer.id}/items"] = {"get": operation}
+    paths |= openapi_paths()  # /health, /ready, /metrics
     return {
         "openapi": "3.0.3",
         "info": {

@@ -22,6 +22,7 @@ class TileCache:
         self.bytes = 0
         self.hits = 0
         self.misses = 0
+        self.evictions = 0
         self._tiles: OrderedDict[TileKey, bytes] = OrderedDict()
 
     @property
@@ -52,3 +53,4 @@ class TileCache:
         while self.bytes > self.max_bytes:
             _, old = self._tiles.popitem(last=False)
             self.bytes -= len(old)
+            self.evictions += 1
