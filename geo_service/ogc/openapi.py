@@ -35,14 +35,18 @@ def _ref(kind: str, name: str) -> dict[str, str]:
     return {"$ref": f"#/components/{kind}/{name}"}
 
 
+def _body_schema(media: str, name: str) -> dict[str, Any]:
+    """A named schema, else what the media type holds: a JSON object, or text and bytes (not validated)."""
+    if name:
+        return _ref("schemas", name)
+    return {"type": "object"} if "json" in media else {"type": "string"}
+
+
 def _ok(description: str, media: dict[str, str]) -> dict[str, Any]:
     return {
         "200": {
             "description": description,
-            "content": {
-                m: {"schema": _ref("schemas", s)} if s else {"schema": {"type": "string"}}
-                for m, s in media.items()
-            },
+            "content": {m: {"schema": _body_schema(m, s)} for m, s in media.items()},
         },
         "400": _ref("responses", "InvalidParameter"),
         "500": _ref("responses", "ServerError"),
@@ -52,6 +56,8 @@ def _ok(description: str, media: dict[str, str]) -> dict[str, Any]:
 def _operation(
     op_id: str, summary: str, tag: str, params: list[str], responses: dict[str, Any]
 ) -> dict[str, Any]:
+    if "collectionId" in params:  # an unknown collection or feature
+        responses = responses | {"404": _ref("responses", "NotFound")}
     return {
         "operationId": op_id,
         "summary": summary,
@@ -114,6 +120,18 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "FeatureGeoJSON": feature,
+        "FeaturePatch": {
+            "type": "object",
+            "description": "A JSON Merge Patch (RFC 7386) of a feature: only the members to change; "
+            "null removes a property.",
+            "properties": {
+                "type": {"type": "string", "enum": ["Feature"]},
+                "id": {"type": "integer"},
+                "geometry": geometry,
+                "properties": {"type": "object", "nullable": True},
+            },
+            "additionalProperties": False,
+        },
         "FeatureCollectionGeoJSON": {
             "type": "object",
             "required": ["type", "features"],
@@ -141,7 +159,12 @@ def _schemas() -> dict[str, Any]:
 
 
 def _write(
-    op_id: str, summary: str, params: list[str], body: str | None, ok: dict[str, Any]
+    op_id: str,
+    summary: str,
+    params: list[str],
+    body: str | None,
+    ok: dict[str, Any],
+    body_schema: str = "FeatureGeoJSON",
 ) -> dict[str, Any]:
     """A write operation: editor key, problem responses for each refusal."""
     problem = _ref("responses", "InvalidParameter")
@@ -170,7 +193,7 @@ def _write(
     if body is not None:
         operation["requestBody"] = {
             "required": True,
-            "content": {body: {"schema": _ref("schemas", "FeatureGeoJSON")}},
+            "content": {body: {"schema": _ref("schemas", body_schema)}},
         }
     return operation
 
@@ -186,7 +209,12 @@ def _add_writes(paths: dict[str, Any]) -> None:
     feature_path = paths["/collections/{collectionId}/items/{featureId}"]
     feature_path["put"] = _write("replaceFeature", "Replace a feature 替换要素", item, GEOJSON, done)
     feature_path["patch"] = _write(
-        "updateFeature", "Change part of a feature 修改要素", item, "application/merge-patch+json", done
+        "updateFeature",
+        "Change part of a feature 修改要素",
+        item,
+        "application/merge-patch+json",
+        done,
+        body_schema="FeaturePatch",
     )
     feature_path["delete"] = _write("deleteFeature", "Delete a feature 删除要素", item, None, done)
     paths["/collections/{collectionId}/items/{featureId}/history"] = {
@@ -304,8 +332,7 @@ def openapi_document(
                 "One collection 图层",
                 "Capabilities",
                 ["collectionId", "f"],
-                _ok("Metadata of the collection.", {JSON: "Collection"} | html_or)
-                | {"404": _ref("responses", "NotFound")},
+                _ok("Metadata of the collection.", {JSON: "Collection"} | html_or),
             )
         },
         "/collections/{collectionId}/items": {
@@ -323,8 +350,7 @@ def openapi_document(
                 "One feature 单个要素",
                 "Data",
                 ["collectionId", "featureId", *FEATURE_PARAMETERS],
-                _ok("The feature.", {GEOJSON: "FeatureGeoJSON"} | html_or)
-                | {"404": _ref("responses", "NotFound")},
+                _ok("The feature.", {GEOJSON: "FeatureGeoJSON"} | html_or),
             )
         },
     }
@@ -340,7 +366,7 @@ def openapi_document(
                 summary,
                 "Capabilities",
                 ["collectionId", "f"],
-                _ok("A JSON Schema.", {SCHEMA_JSON: ""}) | {"404": _ref("responses", "NotFound")},
+                _ok("A JSON Schema.", {SCHEMA_JSON: ""}),
             )
         }
     tile_params = [
