@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,15 +42,44 @@ class Violation:
         return f"{self.where}: {self.reason}"
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unstorable(value: Any, where: str) -> Iterator[Violation]:
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield Violation(where, "contains a NUL character (\\u0000), which text cannot hold; remove it")
+        elif _SURROGATE.search(value):
+            yield Violation(
+                where, "contains an unpaired surrogate (\\ud800–\\udfff), which is not Unicode text"
+            )
+    elif isinstance(value, float) and not math.isfinite(value):
+        yield Violation(where, "is not a finite number (NaN, Infinity or beyond ±1.8e308)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _unstorable(key, where)
+            yield from _unstorable(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unstorable(item, f"{where}.{index}")
+
+
+def storage_violations(value: Any, where: str) -> list[Violation]:
+    """What PostgreSQL cannot store or compare in a JSON value: text with NUL characters or unpaired
+    surrogates (both reach Python through `\\u` escapes), and NaN or infinite numbers (which `json` reads,
+    and `1e400` becomes)."""
+    return list(_unstorable(value, where))
+
+
 def property_violations(layer: Layer, properties: Any) -> list[Violation]:
-    """Every way `properties` breaks the layer's declared schema."""
+    """Every way `properties` breaks the layer's declared schema, or cannot be stored."""
     if not isinstance(properties, dict):
         return [Violation("properties", "must be a JSON object")]
     found = []
     for error in sorted(layer.property_validator.iter_errors(properties), key=lambda e: list(e.path)):
         where = ".".join(str(p) for p in error.path) or "properties"
         found.append(Violation(where, error.message))
-    return found
+    return found + storage_violations(properties, "properties")
 
 
 def geometry_violations(layer: Layer, geometry: Any) -> list[Violation]:

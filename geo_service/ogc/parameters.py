@@ -235,7 +235,7 @@ def parse_bbox(raw: str | None, crs: CRS = CRS84_CRS) -> BBox | None:
 def bbox_from_numbers(numbers: list[float], crs: CRS = CRS84_CRS, parameter: str = "bbox") -> BBox:
     """A box from 4 or 6 numbers in the axis order of `crs`, checked against its range."""
     order = crs.bbox_order
-    name = "bbox" if parameter == "bbox" else "BBOX"
+    name = "bbox" if parameter == "bbox" else f"{parameter}: BBOX"  # a literal in a filter
     if len(numbers) not in (4, 6):
         raise InvalidParameter(
             f"{name} needs 4 numbers ({order}) or 6 (with heights); got {len(numbers)}.",
