@@ -75,16 +75,16 @@ def _schemas() -> dict[str, Any]:
     }
     links = {"type": "array", "items": _ref("schemas", "Link")}
     geometry = {"type": "object", "nullable": True, "description": "A GeoJSON geometry (RFC 7946)."}
+    members = {
+        "type": {"type": "string", "enum": ["Feature"]},
+        "id": {"type": "integer"},
+        "geometry": geometry,
+        "properties": {"type": "object", "nullable": True},
+    }
     feature = {
         "type": "object",
         "required": ["type", "geometry", "properties"],
-        "properties": {
-            "type": {"type": "string", "enum": ["Feature"]},
-            "id": {"type": "integer"},
-            "geometry": geometry,
-            "properties": {"type": "object", "nullable": True},
-            "links": links,
-        },
+        "properties": members | {"links": links},
     }
     return {
         "Link": link,
@@ -124,12 +124,7 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "description": "A JSON Merge Patch (RFC 7386) of a feature: only the members to change; "
             "null removes a property.",
-            "properties": {
-                "type": {"type": "string", "enum": ["Feature"]},
-                "id": {"type": "integer"},
-                "geometry": geometry,
-                "properties": {"type": "object", "nullable": True},
-            },
+            "properties": members,
             "additionalProperties": False,
         },
         "FeatureCollectionGeoJSON": {

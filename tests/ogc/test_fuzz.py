@@ -50,6 +50,12 @@ def _items(client: TestClient, **params: str) -> Response:
     return client.get(ITEMS, params=params)
 
 
+@pytest.fixture(scope="module")
+def station_id(client: TestClient) -> int:
+    """The id of a real feature of the layer."""
+    return int(client.get(ITEMS, params={"limit": "1"}).json()["features"][0]["id"])
+
+
 # -- CQL2 --------------------------------------------------------------------------------------------------
 
 
@@ -345,15 +351,10 @@ def test_datetime(client: TestClient, value: str) -> None:
 
 @given(crs=crs_values())
 @settings(FUZZ, max_examples=EXAMPLES)
-def test_crs(client: TestClient, crs: str) -> None:
+def test_crs(client: TestClient, station_id: int, crs: str) -> None:
     """crs of the returned geometries, on a page and on one feature."""
     answered(_items(client, crs=crs, limit="3"), "crs")
-
-
-@pytest.fixture(scope="module")
-def station_id(client: TestClient) -> int:
-    """The id of a real feature of the layer."""
-    return int(client.get(ITEMS, params={"limit": "1"}).json()["features"][0]["id"])
+    answered(client.get(f"{ITEMS}/{station_id}", params={"crs": crs}), "crs")
 
 
 # -- sortby, properties, limit -----------------------------------------------------------------------------
