@@ -10,7 +10,7 @@ from geo_service.errors import PROBLEM_JSON
 from geo_service.ogc.downloads import FORMATS
 from geo_service.ogc.fields import layer_fields
 from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, OPENAPI, SCHEMA_JSON
-from geo_service.ogc.parameters import declarations
+from geo_service.ogc.parameters import MAX_VERSION, declarations
 from geo_service.ogc.tiles import MVT
 from geo_service.settings import Settings
 
@@ -223,7 +223,12 @@ def _add_writes(paths: dict[str, Any]) -> None:
     }
     revert = _write("revertFeature", "Restore a version 恢复版本", item, None, done)
     revert["parameters"].append(
-        {"name": "to", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 1}}
+        {
+            "name": "to",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
+        }
     )
     paths["/collections/{collectionId}/items/{featureId}/revert"] = {"post": revert}
     upload = _write(

@@ -383,7 +383,22 @@ def test_properties(client: TestClient, station_id: int, properties: str) -> Non
     answered(client.get(f"{ITEMS}/{station_id}", params={"properties": properties}), "properties")
 
 
-@given(limit=st.one_of(near(st.integers(-5, 20_000).map(str)), number_text(), garbage_text()))
+WHOLE_NUMBERS = st.one_of(
+    near(st.integers(-5, 20_000).map(str)),
+    number_text(),
+    st.sampled_from(["²", "١٢", "１２", "9" * 25, str(2**31), str(2**63)]),
+    garbage_text(),
+)
+
+
+@given(version=WHOLE_NUMBERS)
+@settings(FUZZ, max_examples=EXAMPLES)
+def test_version(client: TestClient, station_id: int, version: str) -> None:
+    """version of one feature: small, large, signed, other digits, huge, garbage."""
+    answered(client.get(f"{ITEMS}/{station_id}", params={"version": version}), "version")
+
+
+@given(limit=WHOLE_NUMBERS)
 @settings(FUZZ, max_examples=EXAMPLES)
 def test_limit(client: TestClient, limit: str) -> None:
     """limit: small, large, signed, padded, non-decimal digits, huge, garbage."""
