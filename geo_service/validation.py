@@ -82,6 +82,40 @@ def property_violations(layer: Layer, properties: Any) -> list[Violation]:
     return found + storage_violations(properties, "properties")
 
 
+# How deep positions are nested in each geometry type's `coordinates` (RFC 7946 §3.1), and in words.
+_NESTING = {
+    "Point": (0, "one position [longitude, latitude]"),
+    "MultiPoint": (1, "a list of positions"),
+    "LineString": (1, "a list of positions"),
+    "MultiLineString": (2, "a list of lines, each a list of positions"),
+    "Polygon": (2, "a list of rings, each a list of positions"),
+    "MultiPolygon": (3, "a list of polygons, each a list of rings of positions"),
+}
+
+
+def _nested(coordinates: Any, depth: int) -> bool:
+    if depth == 0:  # a position: two numbers (a third, a height, is refused later with its own reason)
+        return (
+            isinstance(coordinates, list | tuple)
+            and len(coordinates) in (2, 3)
+            and all(isinstance(n, int | float) and not isinstance(n, bool) for n in coordinates)
+        )
+    return isinstance(coordinates, list | tuple) and all(_nested(c, depth - 1) for c in coordinates)
+
+
+def coordinate_violations(geometry: dict[str, Any]) -> list[Violation]:
+    """Whether `coordinates` nests positions of numbers as its type needs.
+
+    Shapely reads `[[x, y]]` as a Point and numbers written as text; PostGIS refuses the first and stores the
+    second: the checks must see what will be stored."""
+    nesting = _NESTING.get(str(geometry.get("type")))
+    if nesting is not None and not _nested(geometry.get("coordinates"), nesting[0]):
+        return [
+            Violation("geometry", f"coordinates of a {geometry['type']} must be {nesting[1]}, in numbers")
+        ]
+    return []
+
+
 def geometry_violations(layer: Layer, geometry: Any) -> list[Violation]:
     """Every way a GeoJSON geometry (or null) does not fit the layer: type, coordinates, validity, region."""
     if geometry is None:
@@ -97,6 +131,8 @@ def geometry_violations(layer: Layer, geometry: Any) -> list[Violation]:
                 f"(accepted: {', '.join(sorted(accepted))})",
             )
         ]
+    if malformed := coordinate_violations(geometry):
+        return malformed
     try:
         geom = shape(geometry)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, shapely.errors.GEOSException) as exc:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from geo_service.catalog import Layer
 from geo_service.errors import Problem
 from geo_service.ogc.crs import CRS84_CRS, STORAGE_SRID, parse_crs
-from geo_service.validation import Violation, geometry_violations, property_violations
+from geo_service.validation import Violation, coordinate_violations, geometry_violations, property_violations
 
 MAX_BODY = 5 * 1024 * 1024  # bytes: a planning outline is kilobytes; anything near this is a mistake
 FEATURE_TYPES = ("application/geo+json", "application/json")
@@ -77,6 +77,8 @@ def _to_wgs84(geometry: dict[str, Any], content_crs: str | None) -> dict[str, An
     crs = parse_crs(content_crs, "Content-Crs") if content_crs else CRS84_CRS
     if crs == CRS84_CRS:
         return geometry
+    if malformed := coordinate_violations(geometry):
+        raise _reject(malformed)
     try:
         geom = shape(geometry)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, shapely.errors.GEOSException) as exc:

@@ -94,6 +94,7 @@ def _geometry(draw: st.DrawFn) -> Any:
                 {"type": "Point", "coordinates": [y, x]},
                 {"type": "Point", "coordinates": [x, y, 5]},
                 {"type": "Point", "coordinates": [x]},
+                {"type": "Point", "coordinates": [[x, y]]},
                 {"type": "Point", "coordinates": x},
                 {"type": "MultiPoint", "coordinates": [[x, y], [x, y]]},
                 {"type": "LineString", "coordinates": [[x, y], [120.9, 30.8]]},

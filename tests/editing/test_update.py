@@ -190,6 +190,27 @@ BAD_PATCHES: list[tuple[str, Any, dict[str, str], int, list[str]]] = [
     ("a number beyond double", b'{"properties": {"accuracy_m": 1e400}}', {}, 400, ["accuracy_m", "finite"]),
     ("NUL in a list", {"properties": {"aliases": ["\x00"]}}, {}, 400, ["aliases", "NUL"]),
     ("NUL in the comment", {"properties": {"note": "x"}}, {"X-Edit-Comment": "%00"}, 400, ["X-Edit-Comment"]),
+    (
+        "a point nested as a line",  # shapely read it, PostGIS did not: a 500
+        {"geometry": {"type": "Point", "coordinates": [[120.8, 30.7]]}},
+        {},
+        400,
+        ["coordinates", "one position"],
+    ),
+    (
+        "numbers as text",
+        {"geometry": {"type": "Point", "coordinates": ["120.8", "30.7"]}},
+        {},
+        400,
+        ["coordinates", "numbers"],
+    ),
+    (
+        "nested, in another CRS",
+        {"geometry": {"type": "Point", "coordinates": [[13450000, 3590000]]}},
+        {"Content-Crs": "http://www.opengis.net/def/crs/EPSG/0/3857"},
+        400,
+        ["coordinates"],
+    ),
 ]
 
 
