@@ -280,6 +280,18 @@ def test_filter_crs(client: TestClient, crs: str, box: str) -> None:
     answered(_items(client, filter=f"S_INTERSECTS(geometry,{box})", **{"filter-crs": crs}), "filter")
 
 
+@given(
+    name=st.sampled_from(["status", "accuracy_m", "name_zh", "stated_area_km2"]),
+    value=st.one_of(
+        near(st.sampled_from(["planned", "200", "嘉兴南站", "1.5"])), number_text(), garbage_text()
+    ),
+)
+@settings(FUZZ, max_examples=EXAMPLES)
+def test_property_filters(client: TestClient, name: str, value: str) -> None:
+    """Part 1 equality filters (`?status=planned`) on text and number properties: any value."""
+    answered(_items(client, **{name: value}), name)
+
+
 # -- bbox, datetime, crs -----------------------------------------------------------------------------------
 
 
