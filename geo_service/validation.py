@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,15 +57,78 @@ def too_deep(value: Any) -> bool:
     return False
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unstorable(value: Any, where: str) -> Iterator[Violation]:
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield Violation(where, "contains a NUL character (\\u0000), which text cannot hold; remove it")
+        elif _SURROGATE.search(value):
+            yield Violation(
+                where, "contains an unpaired surrogate (\\ud800–\\udfff), which is not Unicode text"
+            )
+    elif isinstance(value, float) and not math.isfinite(value):
+        yield Violation(where, "is not a finite number (NaN, Infinity or beyond ±1.8e308)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _unstorable(key, where)
+            yield from _unstorable(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unstorable(item, f"{where}.{index}")
+
+
+def storage_violations(value: Any, where: str) -> list[Violation]:
+    """What PostgreSQL cannot store or compare in a JSON value: text with NUL characters or unpaired
+    surrogates (both reach Python through `\\u` escapes), and NaN or infinite numbers (which `json` reads,
+    and `1e400` becomes)."""
+    return list(_unstorable(value, where))
+
+
 def property_violations(layer: Layer, properties: Any) -> list[Violation]:
-    """Every way `properties` breaks the layer's declared schema."""
+    """Every way `properties` breaks the layer's declared schema, or cannot be stored."""
     if not isinstance(properties, dict):
         return [Violation("properties", "must be a JSON object")]
     found = []
     for error in sorted(layer.property_validator.iter_errors(properties), key=lambda e: list(e.path)):
         where = ".".join(str(p) for p in error.path) or "properties"
         found.append(Violation(where, error.message))
-    return found
+    return found + storage_violations(properties, "properties")
+
+
+# How deep positions are nested in each geometry type's `coordinates` (RFC 7946 §3.1), and in words.
+_NESTING = {
+    "Point": (0, "one position [longitude, latitude]"),
+    "MultiPoint": (1, "a list of positions"),
+    "LineString": (1, "a list of positions"),
+    "MultiLineString": (2, "a list of lines, each a list of positions"),
+    "Polygon": (2, "a list of rings, each a list of positions"),
+    "MultiPolygon": (3, "a list of polygons, each a list of rings of positions"),
+}
+
+
+def _nested(coordinates: Any, depth: int) -> bool:
+    if depth == 0:  # a position: two numbers (a third, a height, is refused later with its own reason)
+        return (
+            isinstance(coordinates, list | tuple)
+            and len(coordinates) in (2, 3)
+            and all(isinstance(n, int | float) and not isinstance(n, bool) for n in coordinates)
+        )
+    return isinstance(coordinates, list | tuple) and all(_nested(c, depth - 1) for c in coordinates)
+
+
+def coordinate_violations(geometry: dict[str, Any]) -> list[Violation]:
+    """Whether `coordinates` nests positions of numbers as its type needs.
+
+    Shapely reads `[[x, y]]` as a Point and numbers written as text; PostGIS refuses the first and stores the
+    second: the checks must see what will be stored."""
+    nesting = _NESTING.get(str(geometry.get("type")))
+    if nesting is not None and not _nested(geometry.get("coordinates"), nesting[0]):
+        return [
+            Violation("geometry", f"coordinates of a {geometry['type']} must be {nesting[1]}, in numbers")
+        ]
+    return []
 
 
 def geometry_violations(layer: Layer, geometry: Any) -> list[Violation]:
@@ -80,6 +146,8 @@ def geometry_violations(layer: Layer, geometry: Any) -> list[Violation]:
                 f"(accepted: {', '.join(sorted(accepted))})",
             )
         ]
+    if malformed := coordinate_violations(geometry):
+        return malformed
     try:
         geom = shape(geometry)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, shapely.errors.GEOSException) as exc:

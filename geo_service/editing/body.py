@@ -24,6 +24,7 @@ from geo_service.ogc.crs import CRS84_CRS, STORAGE_SRID, parse_crs
 from geo_service.validation import (
     MAX_JSON_DEPTH,
     Violation,
+    coordinate_violations,
     geometry_violations,
     property_violations,
     too_deep,
@@ -83,6 +84,8 @@ def _to_wgs84(geometry: dict[str, Any], content_crs: str | None) -> dict[str, An
     crs = parse_crs(content_crs, "Content-Crs") if content_crs else CRS84_CRS
     if crs == CRS84_CRS:
         return geometry
+    if malformed := coordinate_violations(geometry):
+        raise _reject(malformed)
     try:
         geom = shape(geometry)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, shapely.errors.GEOSException) as exc:

@@ -24,7 +24,7 @@ from geo_service.errors import InvalidParameter, NotFound
 from geo_service.ogc.dependencies import get_engine, get_layer, get_settings, parse_feature_id
 from geo_service.ogc.links import url
 from geo_service.ogc.negotiation import JSON
-from geo_service.ogc.parameters import reject_unknown
+from geo_service.ogc.parameters import parse_version, reject_unknown
 from geo_service.ogc.query import FEATURE_STATES
 from geo_service.ogc.responses import feature_etag, json_response
 from geo_service.ops.audit import write_audit
@@ -119,10 +119,9 @@ async def revert(
     feature is restored under its own id."""
     reject_unknown(request.query_params, ["to"])
     fid = parse_feature_id(layer, feature_id)
-    raw = request.query_params.get("to", "")
-    if not raw.isdigit():
-        raise InvalidParameter("Say which version to go back to: ?to=N (see …/history).", parameter="to")
-    target = int(raw)
+    target = parse_version(
+        request.query_params.get("to", ""), "to", " Say which version to go back to: ?to=N (see …/history)."
+    )
     async with engine.connect() as conn:  # history rows never change: read them outside the write
         state = (
             await conn.execute(

@@ -46,6 +46,7 @@ from geo_service.ogc.links import url
 from geo_service.ogc.responses import feature_etag, json_response, matches_version
 from geo_service.ops.audit import WriteAudit, write_audit
 from geo_service.settings import Settings
+from geo_service.validation import storage_violations
 
 router = APIRouter()
 reader = require("reader")  # any valid key: used only to tell a key's holder who they are
@@ -82,7 +83,16 @@ def _comment(request: Request) -> str | None:
     raw = request.headers.get("x-edit-comment")
     if raw is None:
         return None
-    return unquote(raw)[:MAX_COMMENT] or None
+    return checked_comment(unquote(raw), "X-Edit-Comment") or None
+
+
+def checked_comment(comment: str, source: str) -> str:
+    """A history comment as it can be stored (at most MAX_COMMENT characters), or 400 naming `source`."""
+    if unstorable := storage_violations(comment, source):
+        raise Problem(
+            f"{source} {unstorable[0].reason}; send plain text (percent-encoded UTF-8 in a header)."
+        )
+    return comment[:MAX_COMMENT]
 
 
 def _check_editable(layer: Layer, allowed: list[str]) -> None:
@@ -406,7 +416,7 @@ async def import_file(
         source = await _saved_upload(upload, Path(folder))
         url = engine.url.render_as_string(hide_password=False)
         named = Path(upload.filename or "").name
-        note = fields.get("comment", "").strip()[:MAX_COMMENT] or f"import of {named}"
+        note = checked_comment(fields.get("comment", "").strip() or f"import of {named}", "The comment")
         report = await anyio.to_thread.run_sync(
             _run_import, settings, url, layer, source, datum, write_audit(request), note, dry_run
         )

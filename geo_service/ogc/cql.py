@@ -28,6 +28,7 @@ from geo_service.errors import InvalidParameter
 from geo_service.ogc.crs import CRS, CRS84_CRS
 from geo_service.ogc.fields import GEOMETRY_FIELD, GEOMETRY_SQL, Field, layer_fields
 from geo_service.ogc.parameters import bbox_from_numbers
+from geo_service.validation import storage_violations
 
 FILTER_LANGS = ("cql2-text", "cql2-json")
 MAX_FILTER_LENGTH = 10_000
@@ -75,6 +76,9 @@ class Predicate:
 
 
 def _problem(message: str) -> InvalidParameter:
+    """A 400 for the filter, whose detail names the parameter whatever part of the expression is wrong."""
+    if not message.startswith("filter"):
+        message = f"filter: {message}"
     return InvalidParameter(message, parameter="filter")
 
 
@@ -343,6 +347,8 @@ class _Translator:
             if not math.isfinite(node):
                 raise _problem("numbers in a filter must be finite.")
             return _Value(f"CAST({self.bind(float(node))} AS double precision)", "number")
+        if isinstance(node, str | list) and (unstorable := storage_violations(node, "value")):
+            raise _problem(f"a value {unstorable[0].reason}.")
         if isinstance(node, str):
             return _Value(f"CAST({self.bind(node)} AS text)", "string")
         if isinstance(node, list):

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from geo_service.errors import InvalidParameter
+from geo_service.validation import storage_violations
 
 
 def _digest(fingerprint: str) -> str:
@@ -28,7 +29,7 @@ def _fits(value: Any, kind: str) -> bool:
     if value is None:
         return True
     if kind == "string":
-        return isinstance(value, str) and "\x00" not in value  # PostgreSQL text cannot hold NUL
+        return isinstance(value, str) and not storage_violations(value, "cursor")  # NUL, lone surrogates
     if kind == "boolean":
         return isinstance(value, bool)
     return isinstance(value, float) or (type(value) is int and abs(value) < 2**63)  # an int binds as bigint

@@ -34,7 +34,7 @@ from geo_service.ogc.html import render
 from geo_service.ogc.links import base_url, href, link, query_pairs
 from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, negotiate
 from geo_service.ogc.openapi import FEATURE_PARAMETERS, ITEMS_PARAMETERS
-from geo_service.ogc.parameters import parse_bbox, parse_datetime, parse_limit, reject_unknown
+from geo_service.ogc.parameters import parse_bbox, parse_datetime, parse_limit, parse_version, reject_unknown
 from geo_service.ogc.query import (
     CHUNK,
     CountUnless,
@@ -328,9 +328,7 @@ async def items(request: Request) -> Response:
 
 async def _feature_version(engine: AsyncEngine, layer: Layer, feature_id: int, requested: str) -> Response:
     """An earlier (or the current) version of a feature, from history: GeoJSON in CRS84."""
-    if not requested.isdigit() or int(requested) < 1:
-        raise InvalidParameter(f"version is a whole number from 1; got {requested!r}.", parameter="version")
-    version = int(requested)
+    version = parse_version(requested, "version")
     async with engine.connect() as conn:
         row = (await conn.execute(feature_version_statement(layer.id, feature_id, version))).first()
     if row is None:

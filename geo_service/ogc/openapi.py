@@ -10,7 +10,7 @@ from geo_service.errors import PROBLEM_JSON
 from geo_service.ogc.downloads import FORMATS
 from geo_service.ogc.fields import layer_fields
 from geo_service.ogc.negotiation import GEOJSON, HTML, JSON, OPENAPI, SCHEMA_JSON
-from geo_service.ogc.parameters import declarations
+from geo_service.ogc.parameters import MAX_VERSION, declarations
 from geo_service.ogc.tiles import MVT
 from geo_service.ops.health import openapi_paths
 from geo_service.settings import Settings
@@ -37,14 +37,18 @@ def _ref(kind: str, name: str) -> dict[str, str]:
     return {"$ref": f"#/components/{kind}/{name}"}
 
 
+def _body_schema(media: str, name: str) -> dict[str, Any]:
+    """A named schema, else what the media type holds: a JSON object, or text and bytes (not validated)."""
+    if name:
+        return _ref("schemas", name)
+    return {"type": "object"} if "json" in media else {"type": "string"}
+
+
 def _ok(description: str, media: dict[str, str]) -> dict[str, Any]:
     return {
         "200": {
             "description": description,
-            "content": {
-                m: {"schema": _ref("schemas", s)} if s else {"schema": {"type": "string"}}
-                for m, s in media.items()
-            },
+            "content": {m: {"schema": _body_schema(m, s)} for m, s in media.items()},
         },
         "400": _ref("responses", "InvalidParameter"),
         "500": _ref("responses", "ServerError"),
@@ -54,6 +58,8 @@ def _ok(description: str, media: dict[str, str]) -> dict[str, Any]:
 def _operation(
     op_id: str, summary: str, tag: str, params: list[str], responses: dict[str, Any]
 ) -> dict[str, Any]:
+    if "collectionId" in params:  # an unknown collection or feature
+        responses = responses | {"404": _ref("responses", "NotFound")}
     return {
         "operationId": op_id,
         "summary": summary,
@@ -71,16 +77,16 @@ def _schemas() -> dict[str, Any]:
     }
     links = {"type": "array", "items": _ref("schemas", "Link")}
     geometry = {"type": "object", "nullable": True, "description": "A GeoJSON geometry (RFC 7946)."}
+    members = {
+        "type": {"type": "string", "enum": ["Feature"]},
+        "id": {"type": "integer"},
+        "geometry": geometry,
+        "properties": {"type": "object", "nullable": True},
+    }
     feature = {
         "type": "object",
         "required": ["type", "geometry", "properties"],
-        "properties": {
-            "type": {"type": "string", "enum": ["Feature"]},
-            "id": {"type": "integer"},
-            "geometry": geometry,
-            "properties": {"type": "object", "nullable": True},
-            "links": links,
-        },
+        "properties": members | {"links": links},
     }
     return {
         "Link": link,
@@ -116,6 +122,13 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "FeatureGeoJSON": feature,
+        "FeaturePatch": {
+            "type": "object",
+            "description": "A JSON Merge Patch (RFC 7386) of a feature: only the members to change; "
+            "null removes a property.",
+            "properties": members,
+            "additionalProperties": False,
+        },
         "FeatureCollectionGeoJSON": {
             "type": "object",
             "required": ["type", "features"],
@@ -144,7 +157,12 @@ def _schemas() -> dict[str, Any]:
 
 
 def _write(
-    op_id: str, summary: str, params: list[str], body: str | None, ok: dict[str, Any]
+    op_id: str,
+    summary: str,
+    params: list[str],
+    body: str | None,
+    ok: dict[str, Any],
+    body_schema: str = "FeatureGeoJSON",
 ) -> dict[str, Any]:
     """A write operation: editor key, problem responses for each refusal."""
     problem = _ref("responses", "InvalidParameter")
@@ -171,7 +189,7 @@ def _write(
     if body is not None:
         operation["requestBody"] = {
             "required": True,
-            "content": {body: {"schema": _ref("schemas", "FeatureGeoJSON")}},
+            "content": {body: {"schema": _ref("schemas", body_schema)}},
         }
     return operation
 
@@ -218,7 +236,12 @@ def _add_writes(paths: dict[str, Any]) -> None:
     feature_path = paths["/collections/{collectionId}/items/{featureId}"]
     feature_path["put"] = _write("replaceFeature", "Replace a feature 替换要素", item, GEOJSON, done)
     feature_path["patch"] = _write(
-        "updateFeature", "Change part of a feature 修改要素", item, "application/merge-patch+json", done
+        "updateFeature",
+        "Change part of a feature 修改要素",
+        item,
+        "application/merge-patch+json",
+        done,
+        body_schema="FeaturePatch",
     )
     feature_path["delete"] = _write("deleteFeature", "Delete a feature 删除要素", item, None, done)
     paths["/collections/{collectionId}/items/{featureId}/history"] = {
@@ -232,7 +255,12 @@ def _add_writes(paths: dict[str, Any]) -> None:
     }
     revert = _write("revertFeature", "Restore a version 恢复版本", item, None, done)
     revert["parameters"].append(
-        {"name": "to", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 1}}
+        {
+            "name": "to",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
+        }
     )
     paths["/collections/{collectionId}/items/{featureId}/revert"] = {"post": revert}
     upload = _write(
@@ -336,8 +364,7 @@ def openapi_document(
                 "One collection 图层",
                 "Capabilities",
                 ["collectionId", "f"],
-                _ok("Metadata of the collection.", {JSON: "Collection"} | html_or)
-                | {"404": _ref("responses", "NotFound")},
+                _ok("Metadata of the collection.", {JSON: "Collection"} | html_or),
             )
         },
         "/collections/{collectionId}/items": {
@@ -355,8 +382,7 @@ def openapi_document(
                 "One feature 单个要素",
                 "Data",
                 ["collectionId", "featureId", *FEATURE_PARAMETERS],
-                _ok("The feature.", {GEOJSON: "FeatureGeoJSON"} | html_or)
-                | {"404": _ref("responses", "NotFound")},
+                _ok("The feature.", {GEOJSON: "FeatureGeoJSON"} | html_or),
             )
         },
     }
@@ -373,7 +399,7 @@ def openapi_document(
                 summary,
                 "Capabilities",
                 ["collectionId", "f"],
-                _ok("A JSON Schema.", {SCHEMA_JSON: ""}) | {"404": _ref("responses", "NotFound")},
+                _ok("A JSON Schema.", {SCHEMA_JSON: ""}),
             )
         }
     tile_params = [

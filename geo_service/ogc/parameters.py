@@ -18,6 +18,8 @@ from starlette.datastructures import QueryParams
 from geo_service.errors import InvalidParameter
 from geo_service.ogc.crs import CRS, CRS84_CRS, SUPPORTED
 
+MAX_VERSION = 2**31 - 1  # feature versions are PostgreSQL integers
+
 
 def declarations(default_limit: int, max_limit: int) -> dict[str, dict[str, Any]]:
     """OpenAPI parameter objects, keyed by their name in `components.parameters`."""
@@ -143,7 +145,7 @@ def declarations(default_limit: int, max_limit: int) -> dict[str, dict[str, Any]
             "explode": False,
             "description": "An earlier version of the feature (see …/items/{featureId}/history); also works "
             "for a deleted feature. GeoJSON, CRS84.",
-            "schema": {"type": "integer", "minimum": 1},
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
         },
         "collectionId": {
             "name": "collectionId",
@@ -195,6 +197,15 @@ def parse_limit(raw: str | None, default: int, maximum: int) -> int:
     return min(value, maximum)
 
 
+def parse_version(raw: str, parameter: str, hint: str = "") -> int:
+    """A feature version (`?version=`, `?to=`): a whole number from 1, in ASCII digits."""
+    if not re.fullmatch(r"[0-9]{1,10}", raw) or not 1 <= int(raw) <= MAX_VERSION:
+        raise InvalidParameter(
+            f"{parameter} is a whole number from 1 to {MAX_VERSION}; got {raw!r}.{hint}", parameter=parameter
+        )
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class BBox:
     """A box in its CRS, east/north coordinates whatever the CRS's axis order; for degrees,
@@ -235,7 +246,7 @@ def parse_bbox(raw: str | None, crs: CRS = CRS84_CRS) -> BBox | None:
 def bbox_from_numbers(numbers: list[float], crs: CRS = CRS84_CRS, parameter: str = "bbox") -> BBox:
     """A box from 4 or 6 numbers in the axis order of `crs`, checked against its range."""
     order = crs.bbox_order
-    name = "bbox" if parameter == "bbox" else "BBOX"
+    name = "bbox" if parameter == "bbox" else f"{parameter}: BBOX"  # a literal in a filter
     if len(numbers) not in (4, 6):
         raise InvalidParameter(
             f"{name} needs 4 numbers ({order}) or 6 (with heights); got {len(numbers)}.",

@@ -135,6 +135,8 @@ BAD: list[tuple[str, Any, dict[str, str], int, list[str]]] = [
     ("duplicate code", _feature("c01_jiaxing_south_stn"), {}, 409, ["c01_jiaxing_south_stn", "unique"]),
     ("not GeoJSON", _feature("b10"), {"Content-Type": "text/plain"}, 415, ["application/geo+json"]),
     ("bad Content-Crs", _feature("b11"), {"Content-Crs": "EPSG:9999"}, 400, ["Content-Crs"]),
+    ("NUL in a property", _feature("b12", note="\x00"), {}, 400, ["note", "NUL"]),
+    ("infinite number", json.dumps(_feature("b13", accuracy_m=float("inf"))).encode(), {}, 400, ["finite"]),
 ]
 
 

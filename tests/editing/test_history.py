@@ -101,6 +101,9 @@ def test_bad_history_requests(writable: Writable, auth: dict[str, str], problem:
         before = conn.execute(text("SELECT count(*), sum(version) FROM features")).one()
     problem(writable.client.get(path, params={"version": 99}), 404, "history")
     problem(writable.client.get(path, params={"version": "x"}), 400, "version")
+    for odd in ("²", "9" * 25):  # a digit int() refuses, and one beyond PostgreSQL's integer: were 500s
+        problem(writable.client.get(path, params={"version": odd}), 400, "version")
+        problem(writable.client.post(f"{path}/revert", params={"to": odd}, headers=auth), 400, "to")
     problem(writable.client.get(f"/collections/{LAYER}/items/999999999/history"), 404, "never existed")
     problem(writable.client.post(f"{path}/revert", headers=auth), 400, "to=")
     problem(writable.client.post(f"{path}/revert", params={"to": 1}, headers=auth), 400, "current")

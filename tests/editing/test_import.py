@@ -327,6 +327,7 @@ def test_http_import_refusals_change_nothing(
     assert [r["outcome"] for r in body["report"]["rows"]] == ["created", "invalid"]
     check_problem(_upload(writable, good, editor, datum="mars"), 400, "datum")
     check_problem(_upload(writable, good, editor, dry_run="maybe"), 400, "dry_run")
+    check_problem(_upload(writable, good, editor, comment="a\x00b"), 400, "comment", "NUL")  # was a 500
     check_problem(_upload(writable, text_file, editor), 415, ".gpkg")
     check_problem(_upload(writable, empty, editor), 400, "no features")
     check_problem(_upload(writable, broken, editor), 400, "cannot read")

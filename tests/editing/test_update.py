@@ -183,6 +183,34 @@ BAD_PATCHES: list[tuple[str, Any, dict[str, str], int, list[str]]] = [
     ("not JSON", b"{", {}, 400, ["JSON"]),
     ("wrong media type", {"properties": {"note": "x"}}, {"Content-Type": "text/plain"}, 415, ["merge-patch"]),
     ("stale If-Match", {"properties": {"note": "x"}}, {"If-Match": '"f1v999-x"'}, 412, ["version"]),
+    # found by fuzzing (tests/editing/test_fuzz_patch.py): each of these was a 500
+    ("NUL in a property", {"properties": {"note": "a\x00b"}}, {}, 400, ["note", "NUL"]),
+    ("lone surrogate", {"properties": {"name_en": "\ud800"}}, {}, 400, ["name_en", "surrogate"]),
+    ("NaN", b'{"properties": {"accuracy_m": NaN}}', {}, 400, ["accuracy_m", "finite"]),
+    ("a number beyond double", b'{"properties": {"accuracy_m": 1e400}}', {}, 400, ["accuracy_m", "finite"]),
+    ("NUL in a list", {"properties": {"aliases": ["\x00"]}}, {}, 400, ["aliases", "NUL"]),
+    ("NUL in the comment", {"properties": {"note": "x"}}, {"X-Edit-Comment": "%00"}, 400, ["X-Edit-Comment"]),
+    (
+        "a point nested as a line",  # shapely read it, PostGIS did not: a 500
+        {"geometry": {"type": "Point", "coordinates": [[120.8, 30.7]]}},
+        {},
+        400,
+        ["coordinates", "one position"],
+    ),
+    (
+        "numbers as text",
+        {"geometry": {"type": "Point", "coordinates": ["120.8", "30.7"]}},
+        {},
+        400,
+        ["coordinates", "numbers"],
+    ),
+    (
+        "nested, in another CRS",
+        {"geometry": {"type": "Point", "coordinates": [[13450000, 3590000]]}},
+        {"Content-Crs": "http://www.opengis.net/def/crs/EPSG/0/3857"},
+        400,
+        ["coordinates"],
+    ),
 ]
 
 

@@ -386,6 +386,24 @@ BAD_FILTERS: list[tuple[dict[str, str], list[str]]] = [
     ({"filter": "status = 'x'", "filter-crs": "http://www.opengis.net/def/crs/EPSG/0/9999"}, ["filter-crs"]),
     ({"filter-lang": "cql2-text"}, ["filter"]),
     ({"filter-crs": epsg_uri(4326)}, ["filter"]),
+    # found by fuzzing (tests/ogc/test_fuzz.py): a NUL escaped in CQL2 JSON was a 500
+    (
+        {
+            "filter": json.dumps({"op": "=", "args": [{"property": "code"}, "\x00"]}),
+            "filter-lang": "cql2-json",
+        },
+        ["filter", "NUL"],
+    ),
+    (
+        {
+            "filter": json.dumps({"op": "in", "args": [{"property": "code"}, ["a\x00"]]}),
+            "filter-lang": "cql2-json",
+        },
+        ["filter", "NUL"],
+    ),
+    # ... and the detail of a wrong part of a filter did not always name the parameter
+    ({"filter": json.dumps({"op": "=", "args": []}), "filter-lang": "cql2-json"}, ["filter", "2"]),
+    ({"filter": "S_INTERSECTS(geometry, BBOX(120,95,121,96))"}, ["filter", "BBOX", "latitudes"]),
 ]
 
 

@@ -328,6 +328,18 @@ def test_tampered_cursor_is_400(client: TestClient, problem: ProblemCheck) -> No
         _forged(decoded["p"]),
         _forged("just a string"),
     ]
+    # found by fuzzing (tests/ogc/test_fuzz.py): a lone surrogate in a text sort key was a 500
+    sorted_cursor = _cursor_of(client.get(_url("rail_stations", limit=2, sortby="name_zh")).json())
+    by_name = json.loads(base64.urlsafe_b64decode(sorted_cursor + "=" * (-len(sorted_cursor) % 4)))
+    for text in ("\ud800", "a\x00"):
+        problem(
+            client.get(
+                "/collections/rail_stations/items",
+                params={"limit": 2, "sortby": "name_zh", "cursor": _forged({**by_name, "p": [text, 1]})},
+            ),
+            400,
+            "cursor",
+        )
     for variant in variants:
         problem(
             client.get("/collections/rail_stations/items", params={"limit": 2, "cursor": variant}),
