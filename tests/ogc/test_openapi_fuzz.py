@@ -1,4 +1,4 @@
-"""schemathesis over `/api`: every operation the document declares, reads and writes (with an editor key),
+"""schemathesis over `/api`: every operation the document declares, reads and writes (with an admin key),
 sent to a real server on a throwaway loaded database. No response is a 5xx, and every one is what the
 document says: a documented status code and content type, and a body that matches the documented schema;
 a request the document does not allow is refused."""
@@ -59,7 +59,8 @@ LABELS = _labels()
 
 @dataclass
 class Api:
-    """The served document, where it is served, an editor's key and valid inputs to start writes from."""
+    """The served document, where it is served, an admin key (an editor's may do all but read the audit
+    log) and valid inputs to start writes from."""
 
     schema: Any
     base: str
@@ -72,7 +73,7 @@ class Api:
 def api(writable: Writable, settings: Settings, catalog: Catalog) -> Iterator[Api]:
     """The module's private database served on a real socket, and its OpenAPI document as served."""
     private = settings.model_copy(update={"database_url": writable.engine.url.render_as_string(False)})
-    token = add_key(writable.engine, "模糊测试 fuzzer", "editor")
+    token = add_key(writable.engine, "模糊测试 fuzzer", "admin")
     with writable.engine.connect() as conn:
         rows = conn.execute(
             text("SELECT DISTINCT ON (layer_id) id, layer_id FROM features ORDER BY layer_id, id DESC")
