@@ -70,3 +70,26 @@ class NotAcceptable(Problem):
 
     status = 406
     title = "Not acceptable 不支持的格式"
+
+
+class ServiceUnavailable(Problem):
+    """The database cannot answer just now (stopped, restarting, every connection busy): try again later."""
+
+    status = 503
+    title = "Service unavailable 服务暂不可用"
+
+    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class QueryTimeout(ServiceUnavailable):
+    """A read ran past its time limit and was stopped in PostgreSQL."""
+
+    title = "Query took too long 查询超时"
+
+
+class OutcomeUnknown(ServiceUnavailable):
+    """The database went away while a change was being committed: it may or may not have been saved."""
+
+    title = "Outcome unknown 保存结果未知"

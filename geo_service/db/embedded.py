@@ -57,7 +57,11 @@ def free_port() -> int:
 
 
 def _port_free(port: int) -> bool:
+    """Whether PostgreSQL could listen on `port` now. It binds with SO_REUSEADDR, so the probe does too:
+    right after a stop the port still holds the closing connections of the old server (FIN-WAIT, TIME-WAIT),
+    which would make it look busy and move the cluster to another port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -224,6 +228,14 @@ class EmbeddedCluster:
         self._run(
             [str(find_pg_bin() / "pg_ctl"), "-D", state.pgdata, "-m", "fast", "-w", "stop"], check=False
         )
+
+    def current_port(self) -> int | None:
+        """Where the cluster listens: the running server's port, else the saved one (a connection there is
+        refused until it starts again); None before the first initialisation."""
+        state = self.state()
+        if state is None:
+            return None
+        return self.running_port() or state.port
 
     def url(self, database: str = "jxplan") -> str:
         """SQLAlchemy URL of a database in the running cluster."""
