@@ -44,8 +44,8 @@ class Settings(BaseSettings):
     read_timeout_ms: int = Field(
         default=30_000,
         ge=1,
-        description="Longest a read (page, feature, tile, download) may run in PostgreSQL: past it the "
-        "statement is cancelled there and the request answered with a problem saying how to narrow it.",
+        description="Longest a statement of the service (a page, feature, tile or download; a write) may run "
+        "in PostgreSQL: past it, it is cancelled there and answered with a problem saying how to narrow it.",
     )
     retry_after_s: int = Field(
         default=5, ge=1, description="Retry-After (seconds) of a 503 while the database is unavailable."

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -40,6 +41,7 @@ from geo_service.editing.keys import add_key
 from geo_service.loader import load
 from geo_service.settings import PROJECT_ROOT, Settings
 from tests.conftest import check_problem, database_state, private_database, running_server
+from tests.editing.test_create import _feature
 
 LINES = "rail_lines"
 STATIONS = "rail_stations"
@@ -52,22 +54,8 @@ BENCH_ROWS = 20_000
 
 
 def _station(code: str) -> dict[str, Any]:
-    """A valid new rail station."""
-    return {
-        "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": [120.78, 30.74]},
-        "properties": {
-            "code": code,
-            "name_zh": "故障测试站",
-            "name_en": code,
-            "category": "rail_station",
-            "status": "planned",
-            "county": ["330402"],
-            "accuracy": "approximate",
-            "accuracy_m": 200,
-            "aliases": [],
-        },
-    }
+    """A valid new rail station (the create tests' own), named after its code."""
+    return _feature(code, name_en=code)
 
 
 def _timed(method: str, url: str, **kwargs: Any) -> tuple[httpx.Response, float]:
@@ -565,11 +553,36 @@ def _read_until_closed(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+class _Records(logging.Handler):
+    """Keeps the records of the loggers it is added to (uvicorn's does not propagate to pytest's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_a_backend_dying_mid_stream_cuts_the_page_and_returns_the_connection(bench: Bench) -> None:
     """The backend streaming a page dies after the headers went out (frozen with SIGSTOP so it is surely
     mid-page, terminated, let go): the client sees the transfer cut short (no final chunk, the document
-    unfinished), never a complete-looking page; the connection goes back (the pool replaces it) and the next
-    page arrives whole."""
+    unfinished), never a complete-looking page; the service logs it in one line, no traceback; the connection
+    goes back (the pool replaces it) and the next page arrives whole."""
+    loggers = [logging.getLogger(name) for name in ("uvicorn.error", "geo_service")]
+    records = _Records()
+    for logger in loggers:
+        logger.addHandler(records)
+    try:
+        _stream_cut(bench)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(records)
+    assert not [r for r in records.records if r.exc_info], "a traceback was logged"
+    assert any("cut short" in r.getMessage() for r in records.records if r.name == "geo_service")
+
+
+def _stream_cut(bench: Bench) -> None:
     with _served(bench) as (base, app):
         parts = urlsplit(base)
         path = f"/collections/{BENCH_LAYER}/items?limit={BENCH_ROWS}"
