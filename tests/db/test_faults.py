@@ -206,8 +206,10 @@ def test_stopped_database_is_503_and_the_service_recovers_by_itself(service: Ser
     querying = _querying(fid)
     assert not _failing(service, querying)  # and the pools now hold connections the stop will break
     before = database_state(engine)
-    engine.dispose()
     port = cluster.running_port()
+    # another client's session (an operator's psql, say) still open across the restart: the old server's
+    # side of it lingers on the port
+    session = engine.connect()
 
     cluster.stop()
     try:
@@ -225,6 +227,8 @@ def test_stopped_database_is_503_and_the_service_recovers_by_itself(service: Ser
         cluster.start()
 
     assert cluster.running_port() == port  # the old server's closing connections do not move it
+    session.invalidate()
+    engine.dispose()
     _wait_for(lambda: _all_answer(service, querying), 10, "every path answers again")
     engine = service.engine()
     try:
