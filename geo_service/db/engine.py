@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from geo_service.db.embedded import EmbeddedCluster
-from geo_service.db.faults import dropped, guard_engine
+from geo_service.db.faults import dropped, guard_engine, track_commits
 from geo_service.settings import Settings
 
 
@@ -66,8 +66,10 @@ def drop_database(url: str) -> None:
 
 
 def sync_engine(url: str) -> Engine:
-    """A synchronous engine for the loader, migrations and the CLI."""
-    return create_engine(url, pool_pre_ping=True)
+    """A synchronous engine for the loader, migrations, imports and the CLI."""
+    engine = create_engine(url, pool_pre_ping=True)
+    track_commits(engine)
+    return engine
 
 
 def cluster_port(settings: Settings) -> Callable[[], int | None] | None:
@@ -102,7 +104,8 @@ def async_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_timeout=settings.db_wait_ms / 1000,
         connect_args={"connect_timeout": connect_timeout(settings), "options": server_options(settings)},
     )
-    guard_engine(engine, settings, cluster_port(settings))
+    guard_engine(engine, cluster_port(settings))
+    track_commits(engine)
     return engine
 
 

@@ -18,11 +18,16 @@ from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, ExceptionContext
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from geo_service.errors import OutcomeUnknown, QueryTimeout, ServiceUnavailable
 from geo_service.settings import Settings
+
+
+class CommitLost(Exception):
+    """The connection was lost while its COMMIT was on the way: the change may or may not have been saved."""
+
 
 # the exception types whose handler asks `database_problem` (what it does not recognise stays a bug)
 DATABASE_ERRORS: tuple[type[Exception], ...] = (
@@ -30,6 +35,7 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
     sa_exc.DBAPIError,
     sa_exc.TimeoutError,
     ConnectionError,
+    CommitLost,
 )
 
 # SQLSTATE classes that say the server cannot serve now: connection exception, insufficient resources (too
@@ -49,9 +55,11 @@ def _unavailable(error: BaseException) -> bool:
     return False
 
 
-def failure(exc: BaseException) -> Literal["timeout", "busy", "unavailable"] | None:
-    """What a database error says: a statement ran past its time limit, no connection came free in time,
-    the database cannot answer now; None for any other error (a bug)."""
+def failure(exc: BaseException) -> Literal["commit lost", "timeout", "busy", "unavailable"] | None:
+    """What a database error says: a COMMIT lost its answer, a statement ran past its time limit, no
+    connection came free in time, the database cannot answer now; None for any other error (a bug)."""
+    if isinstance(exc, CommitLost):
+        return "commit lost"
     error = exc.orig if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None else exc
     if isinstance(error, pg_errors.QueryCanceled) and "statement timeout" in str(error):
         return "timeout"
@@ -72,6 +80,13 @@ def database_problem(exc: BaseException, method: str, settings: Settings) -> Ser
     retry = settings.retry_after_s
     writing = method.upper() not in _READ_METHODS
     unchanged = " Nothing was changed." if writing else ""
+    if kind == "commit lost":
+        return OutcomeUnknown(
+            "The connection to the database was lost while this change was being committed, so it may or may"
+            " not have been saved. Reload the feature (after a create or an import: the collection) to see,"
+            f" before you send the change again. Try again in {retry} s.",
+            retry_after=retry,
+        )
     if kind == "timeout":
         limit = f"{settings.read_timeout_ms / 1000:g} s"
         if writing:
@@ -109,9 +124,9 @@ def dropped(conn: psycopg.AsyncConnection[Any]) -> bool:
     return bool(poller.poll(0))
 
 
-def guard_engine(engine: AsyncEngine, settings: Settings, port: Callable[[], int | None] | None) -> None:
-    """SQLAlchemy's side: connect where the embedded cluster listens now (`port`, read again per new
-    connection), never hand out a connection the server dropped, tell a lost COMMIT from a failed change."""
+def guard_engine(engine: AsyncEngine, port: Callable[[], int | None] | None) -> None:
+    """SQLAlchemy's side of the service: connect where the embedded cluster listens now (`port`, read again
+    per new connection), and never hand out a connection the server dropped."""
     target = engine.sync_engine
 
     if port is not None:
@@ -127,6 +142,12 @@ def guard_engine(engine: AsyncEngine, settings: Settings, port: Callable[[], int
             # one dropped means the server went away: every older connection is renewed, this one at once
             raise sa_exc.InvalidatePoolError("the server closed this connection")
 
+
+def track_commits(engine: Engine | AsyncEngine) -> None:
+    """Tell a lost COMMIT from a failed change: a connection lost while its COMMIT was on the way raises
+    `CommitLost` (the change may be saved), any other lost connection its usual error (nothing was)."""
+    target = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+
     @event.listens_for(target, "begin")
     def _begun(conn: Connection) -> None:
         conn.info.pop(_COMMITTING, None)
@@ -140,10 +161,4 @@ def guard_engine(engine: AsyncEngine, settings: Settings, port: Callable[[], int
         conn = ctx.connection
         if not ctx.is_disconnect or conn is None or conn.invalidated or not conn.info.get(_COMMITTING):
             return None
-        # the COMMIT was sent and its answer lost: the change may or may not be saved, so say exactly that
-        return OutcomeUnknown(
-            "The connection to the database was lost while this change was being committed, so it may or may"
-            " not have been saved. Reload the feature (after a create: the collection) to see, before you"
-            f" send the change again. Try again in {settings.retry_after_s} s.",
-            retry_after=settings.retry_after_s,
-        )
+        return CommitLost(f"the connection was lost during COMMIT: {ctx.original_exception}")

@@ -437,23 +437,39 @@ SLOW_COMMIT = [
 ]
 
 
-def test_a_commit_that_loses_its_answer_is_of_unknown_outcome(bench: Bench) -> None:
-    """The backend dies while it runs the COMMIT of a create: the service cannot know whether the change was
-    saved and says exactly that (a 503 of its own, telling the editor to reload before trying again), never
-    "nothing was changed"; the pool replaces the lost connection."""
-    token = add_key(bench.engine, "提交测试 commit", "editor")
+def _create(base: str, token: str) -> httpx.Response:
+    return httpx.post(
+        f"{base}/collections/{STATIONS}/items",
+        json=_station("commit-lost"),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+
+
+def _import(base: str, token: str) -> httpx.Response:
+    collection = {"type": "FeatureCollection", "features": [_station("commit-lost")]}
+    return httpx.post(
+        f"{base}/collections/{STATIONS}/import",
+        files={"file": ("stations.geojson", json.dumps(collection).encode())},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("write", [_create, _import], ids=["create", "import"])
+def test_a_commit_that_loses_its_answer_is_of_unknown_outcome(
+    bench: Bench, write: Callable[[str, str], httpx.Response]
+) -> None:
+    """The backend dies while it runs the COMMIT of a create or an import: the service cannot know whether
+    the change was saved and says exactly that (a 503 of its own, telling the editor to reload before trying
+    again), never "nothing was changed"; the pool replaces the lost connection."""
+    token = add_key(bench.engine, f"提交测试 commit {write.__name__}", "editor")
     with bench.engine.begin() as conn:
         for statement in SLOW_COMMIT:
             conn.execute(text(statement))
     try:
         with _served(bench) as (base, app), ThreadPoolExecutor(max_workers=1) as workers:
-            sent = workers.submit(
-                httpx.post,
-                f"{base}/collections/{STATIONS}/items",
-                json=_station("commit-lost"),
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=60,
-            )
+            sent = workers.submit(write, base, token)
             committing: list[int] = []
 
             def in_commit() -> bool:
