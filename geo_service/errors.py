@@ -84,7 +84,7 @@ class ServiceUnavailable(Problem):
 
 
 class QueryTimeout(ServiceUnavailable):
-    """A read ran past its time limit and was stopped in PostgreSQL."""
+    """A statement ran past its time limit (JXPLAN_READ_TIMEOUT_MS) and was stopped in PostgreSQL."""
 
     title = "Query took too long 查询超时"
 
