@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from geo_service.catalog import Catalog, load_catalog
 from geo_service.compression import install_compression
 from geo_service.db.engine import async_engine, database_url, read_pool
+from geo_service.db.faults import DATABASE_ERRORS, database_problem
 from geo_service.editing import history as editing_history
 from geo_service.editing import routes as editing_routes
 from geo_service.errors import PROBLEM_JSON, Problem
@@ -87,6 +88,18 @@ def install_error_handlers(app: FastAPI) -> None:
         if request_id:  # answered outside the request observer, which echoes it on every other response
             response.headers["X-Request-Id"] = request_id
         return response
+
+    async def _database(request: Request, exc: Exception) -> Response:
+        """A database that cannot answer now is a 503 with Retry-After (geo_service.db.faults)."""
+        problem = database_problem(exc, request.method, request.app.state.settings)
+        if problem is None:
+            return await _bug(request, exc)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.warning("%s %s answered %d: %s", request.method, request.url.path, problem.status, reason)
+        return problem_response(problem, request)
+
+    for kind in DATABASE_ERRORS:
+        app.add_exception_handler(kind, _database)
 
 
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> FastAPI:

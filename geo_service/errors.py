@@ -72,9 +72,33 @@ class NotAcceptable(Problem):
     title = "Not acceptable 不支持的格式"
 
 
-class NotReady(Problem):
-    """The service runs but cannot serve yet: its database is unreachable or its schema is not current."""
+class ServiceUnavailable(Problem):
+    """The database cannot answer just now (stopped, restarting, every connection busy): try again later."""
 
     status = 503
+    title = "Service unavailable 服务暂不可用"
+
+    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class QueryTimeout(ServiceUnavailable):
+    """A statement ran past its time limit (JXPLAN_READ_TIMEOUT_MS) and was stopped in PostgreSQL."""
+
+    title = "Query took too long 查询超时"
+
+
+class OutcomeUnknown(ServiceUnavailable):
+    """The database went away while a change was being committed: it may or may not have been saved."""
+
+    title = "Outcome unknown 保存结果未知"
+
+
+class NotReady(ServiceUnavailable):
+    """The service runs but cannot serve yet: its database is unreachable or its schema is not current."""
+
     title = "Not ready 未就绪"
-    headers = {"Retry-After": "5"}  # noqa: RUF012
+
+    def __init__(self, detail: str, *, retry_after: int = 5, **extra: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **extra)

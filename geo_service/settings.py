@@ -35,6 +35,22 @@ class Settings(BaseSettings):
     default_limit: int = Field(default=100, ge=1)
     max_limit: int = Field(default=10000, ge=1)
     pool_size: int = Field(default=10, ge=1)
+    db_wait_ms: int = Field(
+        default=1500,
+        ge=100,
+        le=60_000,
+        description="Longest a request waits for a database connection (pool, connect) before it is answered "
+        "503 with Retry-After; the connect timeout is this in whole seconds, at least 2 (libpq's floor).",
+    )
+    read_timeout_ms: int = Field(
+        default=30_000,
+        ge=1,
+        description="Longest a statement of the service (a page, feature, tile or download; a write) may run "
+        "in PostgreSQL: past it, it is cancelled there and answered with a problem saying how to narrow it.",
+    )
+    retry_after_s: int = Field(
+        default=5, ge=1, description="Retry-After (seconds) of a 503 while the database is unavailable."
+    )
     tile_cache_mb: int = Field(
         default=32, ge=0, description="Memory for vector tiles per process, kept by layer version (0: none)."
     )

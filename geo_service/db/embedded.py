@@ -6,6 +6,7 @@ unprivileged `postgres` system user and every server command runs as that user.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -57,12 +58,37 @@ def free_port() -> int:
 
 
 def _port_free(port: int) -> bool:
+    """Whether PostgreSQL could listen on `port` now. It binds with SO_REUSEADDR, so the probe does too:
+    right after a stop the port still holds the closing connections of the old server (FIN-WAIT, TIME-WAIT),
+    which would make it look busy and move the cluster to another port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
             return False
     return True
+
+
+def _zombie(pid: int) -> bool:
+    """Whether process `pid` has exited but is not yet reaped by its parent (state Z in /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie does not: a killed postmaster may linger as one where the
+    init process is slow to reap orphans, as in some containers)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by the server user
+    return not _zombie(pid)
 
 
 @dataclass
@@ -188,21 +214,25 @@ class EmbeddedCluster:
             lines = pid_file.read_text().splitlines()
         except (FileNotFoundError, PermissionError):
             return None
-        if len(lines) < 4:
+        if len(lines) < 4 or not lines[0].isdigit() or not _alive(int(lines[0])):
             return None
-        try:
-            os.kill(int(lines[0]), 0)
-        except (ProcessLookupError, ValueError):
-            return None
-        except PermissionError:
-            pass  # alive, owned by the server user
         return int(lines[3])
+
+    def _clear_dead_lock_file(self, state: ClusterState) -> None:
+        """Remove the lock file of a postmaster that was killed but not yet reaped by its parent (a zombie:
+        PostgreSQL would take it for a running server and refuse to start). A zombie holds no memory, socket
+        or file, so this is what PostgreSQL itself does with the lock file of a vanished postmaster."""
+        pid_file = Path(state.pgdata) / "postmaster.pid"
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if _zombie(int(pid_file.read_text().split()[0])):
+                pid_file.unlink()
 
     def start(self) -> bool:
         """Start the server if it is not running; True when this call started it."""
         state = self.initialize()
         if self.running_port() is not None:
             return False
+        self._clear_dead_lock_file(state)
         bin_dir = find_pg_bin()
         if not _port_free(state.port):
             state.port = free_port()
@@ -224,6 +254,14 @@ class EmbeddedCluster:
         self._run(
             [str(find_pg_bin() / "pg_ctl"), "-D", state.pgdata, "-m", "fast", "-w", "stop"], check=False
         )
+
+    def current_port(self) -> int | None:
+        """Where the cluster listens: the running server's port, else the saved one (a connection there is
+        refused until it starts again); None before the first initialisation."""
+        state = self.state()
+        if state is None:
+            return None
+        return self.running_port() or state.port
 
     def url(self, database: str = "jxplan") -> str:
         """SQLAlchemy URL of a database in the running cluster."""

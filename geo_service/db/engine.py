@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -15,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from geo_service.db.embedded import EmbeddedCluster
+from geo_service.db.faults import dropped, guard_engine, track_commits
 from geo_service.settings import Settings
 
 
@@ -62,17 +66,47 @@ def drop_database(url: str) -> None:
 
 
 def sync_engine(url: str) -> Engine:
-    """A synchronous engine for the loader, migrations and the CLI."""
-    return create_engine(url, pool_pre_ping=True)
+    """A synchronous engine for the loader, migrations, imports and the CLI."""
+    engine = create_engine(url, pool_pre_ping=True)
+    track_commits(engine)
+    return engine
+
+
+def cluster_port(settings: Settings) -> Callable[[], int | None] | None:
+    """With the embedded cluster: where it listens now, asked again for every new connection, so the
+    service finds a cluster that was stopped and started again (on another port, even). None with
+    DATABASE_URL."""
+    if settings.database_url:
+        return None
+    return EmbeddedCluster(settings.data_dir).current_port
+
+
+def connect_timeout(settings: Settings) -> int:
+    """libpq's connect timeout: the database wait in whole seconds, and at least libpq's floor of 2."""
+    return max(2, -(-settings.db_wait_ms // 1000))
+
+
+def server_options(settings: Settings, *settings_sql: str) -> str:
+    """The libpq `options` that set session parameters at connect time (no round trip of their own)."""
+    values = [f"statement_timeout={settings.read_timeout_ms}", *settings_sql]
+    return " ".join(f"-c {v.replace(' ', '')}" for v in values)
 
 
 def async_engine(url: str, settings: Settings) -> AsyncEngine:
-    """The service's pool of asynchronous connections."""
-    # no pre-ping (a round trip per request): a connection the server dropped fails one statement, and
-    # SQLAlchemy then discards the whole pool; connections are also renewed every half hour
-    return create_async_engine(
-        url, pool_size=settings.pool_size, max_overflow=settings.pool_size, pool_recycle=1800
+    """The service's pool of asynchronous connections: every wait bounded by `db_wait_ms`."""
+    # no pre-ping (a round trip per request): a connection the server dropped is noticed at checkout
+    # without one (`guard_engine`); connections are also renewed every half hour
+    engine = create_async_engine(
+        url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_size,
+        pool_recycle=1800,
+        pool_timeout=settings.db_wait_ms / 1000,
+        connect_args={"connect_timeout": connect_timeout(settings), "options": server_options(settings)},
     )
+    guard_engine(engine, cluster_port(settings))
+    track_commits(engine)
+    return engine
 
 
 # -- the read path: psycopg's own pool ----------------------------------------------------------------------
@@ -110,24 +144,68 @@ READ_SETTINGS = ("jit = off", "max_parallel_workers_per_gather = 0")
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     conn.adapters.register_loader("text", RawText)
-    for setting in READ_SETTINGS:
-        await conn.execute(f"SET {setting}")
 
 
 ReadPool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+ReadConnection = psycopg.AsyncConnection[Any]
 
 
 def read_pool(url: str, settings: Settings) -> ReadPool:
     """The service's pool for reads: up to twice `pool_size` connections (as the engine's pool plus its
-    overflow), autocommit, kept for half an hour. Opened by the app's lifespan."""
+    overflow), autocommit, kept for half an hour, each read limited to `read_timeout_ms`, a wait for a
+    connection to `db_wait_ms`. Opened by the app's lifespan."""
+    conninfo: str | Callable[[], str] = libpq_url(url)
+    if (port := cluster_port(settings)) is not None:
+        base = make_url(libpq_url(url))
+
+        def conninfo() -> str:  # where the embedded cluster listens now
+            now = port()
+            return base.set(port=now or base.port).render_as_string(hide_password=False)
+
+    wait_s = settings.db_wait_ms / 1000
     return AsyncConnectionPool(
-        libpq_url(url),
+        conninfo,
         min_size=1,
         max_size=2 * settings.pool_size,
         max_idle=600,
         max_lifetime=1800,
-        kwargs={"autocommit": True, "prepare_threshold": 2},
+        kwargs={
+            "autocommit": True,
+            "prepare_threshold": 2,
+            "connect_timeout": connect_timeout(settings),
+            "options": server_options(settings, *READ_SETTINGS),
+        },
         configure=_configure,
         open=False,
         name="reads",
+        timeout=wait_s,
+        # while the database is away, each series of attempts to reconnect (backing off from 1 s) ends
+        # within the wait, and the next request starts a new one: a database that returns is found within
+        # about a second, not after a back-off grown to minutes
+        reconnect_timeout=wait_s,
     )
+
+
+async def read_connection(pool: ReadPool) -> ReadConnection:
+    """A connection of the read pool the server has not dropped (give it back with `pool.putconn`).
+
+    A dropped one (the server restarted since it was last used) is closed, so the pool replaces it, and
+    the next one taken; all within the pool's wait, after which psycopg's PoolTimeout says the database
+    is busy or away."""
+    deadline = time.monotonic() + pool.timeout
+    while True:
+        conn = await pool.getconn(max(deadline - time.monotonic(), 0.001))
+        if not dropped(conn):
+            return conn
+        await conn.close()
+        await pool.putconn(conn)
+
+
+@asynccontextmanager
+async def reading(pool: ReadPool) -> AsyncIterator[ReadConnection]:
+    """`read_connection` for the duration of a block."""
+    conn = await read_connection(pool)
+    try:
+        yield conn
+    finally:
+        await pool.putconn(conn)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 from fastapi import Request, Response
-from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import Route
 
 from geo_service.catalog import Layer
-from geo_service.db.engine import ReadPool
+from geo_service.db.engine import ReadPool, read_connection
 from geo_service.errors import InvalidParameter, NotFound
 from geo_service.ogc import downloads
 from geo_service.ogc.counts import MatchedCounts
@@ -45,6 +46,7 @@ from geo_service.ogc.query import (
     page_sql,
 )
 from geo_service.ogc.responses import cache_headers, etag_for, feature_etag, is_conditional, not_modified
+from geo_service.ogc.streaming import ConnectionStream
 from geo_service.settings import Settings
 
 FEATURES_START = b'{"type":"FeatureCollection","features":['
@@ -201,8 +203,18 @@ async def items(request: Request) -> Response:
             "items", layer.id, state.version, fmt, sorted(params.multi_items()), str(request.base_url)
         )
 
-    conn = await pool.getconn()
+    conn = await read_connection(pool)
     stream: AsyncIterator[tuple[int, bytes]] | None = None
+
+    async def release() -> None:
+        # shielded: a client that went away cancels the response, and the connection must still go back;
+        # a stream the server broke off cannot be closed cleanly, and the pool then discards its connection
+        with anyio.CancelScope(shield=True):
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()  # type: ignore[attr-defined]
+            await pool.putconn(conn)
+
     try:
         if is_conditional(request):  # the validators first, so a 304 costs no page
             held = await read_layer_state(conn, layer)
@@ -218,17 +230,10 @@ async def items(request: Request) -> Response:
                 buffered = await (await conn.execute(sql, values)).fetchall()
         state = parse_layer_state(layer, buffered[0][1])
     except BaseException:
-        if stream is not None:
-            await stream.aclose()  # type: ignore[attr-defined]
-        await pool.putconn(conn)
+        await release()
         raise
     etag = etag_of(state)
     known = recent[1] if filter_.is_filtered and recent is not None and recent[0] == state.version else None
-
-    async def release() -> None:
-        if stream is not None:
-            await stream.aclose()  # type: ignore[attr-defined]
-        await pool.putconn(conn)
 
     async def pieces() -> AsyncIterator[tuple[int, bytes]]:
         """The page's rows after the state: (0, chunk of features)…, then (1, the page's end)."""
@@ -309,21 +314,20 @@ async def items(request: Request) -> Response:
         content = FEATURES_START + b",".join(chunks) + tail(json.loads(buffered[-1][1]))
         return Response(content=content, media_type=GEOJSON, headers=headers)
 
-    async def body() -> AsyncIterator[bytes]:
+    async def body() -> AsyncGenerator[bytes]:
         # the features first, then the members that depend on how the page ended
-        try:
-            yield FEATURES_START
-            separator = b""
-            async for part, text_ in pieces():
-                if part == 0:
-                    yield separator + text_
-                    separator = b","
-                else:
-                    yield tail(json.loads(text_))
-        finally:
-            await release()
+        yield FEATURES_START
+        separator = b""
+        async for part, text_ in pieces():
+            if part == 0:
+                yield separator + text_
+                separator = b","
+            else:
+                yield tail(json.loads(text_))
 
-    return StreamingResponse(body(), media_type=GEOJSON, headers=headers)
+    return ConnectionStream(
+        body(), release, media_type=GEOJSON, headers=headers, what=f"a page of {layer.id}"
+    )
 
 
 async def _feature_version(engine: AsyncEngine, layer: Layer, feature_id: int, requested: str) -> Response:
@@ -357,7 +361,7 @@ async def feature(request: Request) -> Response:
     if requested is not None:
         return await _feature_version(app_state.engine, layer, fid, requested)
     sql, values = feature_sql(layer.id, fid, crs, drop).psycopg()
-    conn = await pool.getconn()
+    conn = await read_connection(pool)
     try:
         row = await (await conn.execute(sql, values)).fetchone()
     finally:

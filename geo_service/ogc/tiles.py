@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.routing import Route
 
 from geo_service.catalog import Catalog, Layer
-from geo_service.db.engine import ReadPool
+from geo_service.db.engine import ReadPool, reading
 from geo_service.errors import InvalidParameter, NotFound
 from geo_service.ogc.dependencies import get_catalog, get_layer, get_settings, path_layer
 from geo_service.ogc.fields import layer_fields
@@ -157,7 +157,7 @@ async def _tile_response(
     reject_unknown(request.query_params, [])
     cache: TileCache = request.app.state.tile_cache
     conditional = is_conditional(request)
-    async with pool.connection() as conn:
+    async with reading(pool) as conn:
         if conditional or cache.enabled:  # the layers' versions first: a 304 or a cached tile costs no tile
             ids = [layer.id for layer in layers]
             cur = await conn.execute(*Sql(f"SELECT {STATES_SQL}", {"layer_ids": ids}).psycopg())
