@@ -93,6 +93,13 @@ def configure_logging(settings: Settings) -> None:
     root.handlers[:] = [handler]
     level = logging.getLevelNamesMapping()[settings.log_level.upper()]
     root.setLevel(level)
+    # loggers that an earlier uvicorn configuration gave handlers of their own (and stopped from propagating)
+    # write through the root's handler too, in the same format
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        named = logging.getLogger(name)
+        named.handlers.clear()
+        named.propagate = True
+        named.setLevel(logging.NOTSET)
     # SQLAlchemy's INFO is every SQL statement: only at debug level
     logging.getLogger("sqlalchemy").setLevel(level if level <= logging.DEBUG else logging.WARNING)
     # what no line shows is not looked up for every record (thread, process names)
