@@ -16,6 +16,8 @@ from geo_service.ops.health import openapi_paths
 from geo_service.settings import Settings
 
 REFUSALS = {"401": "Unauthorized", "403": "Forbidden", "429": "TooManyAttempts"}
+# what answers without asking the database (every other operation may answer 503 while it is unavailable)
+DATABASE_FREE = {"/", "/conformance", "/api", "/health", "/ready", "/metrics"}
 ITEMS_PARAMETERS = [
     "f",
     "limit",
@@ -197,6 +199,14 @@ def _write(
 def _refusals() -> dict[str, Any]:
     """What an operation needing a key may answer: 401, 403 and, after too many failures, 429."""
     return {code: _ref("responses", name) for code, name in REFUSALS.items()}
+
+
+def _add_unavailable(paths: dict[str, Any]) -> None:
+    """503 (with Retry-After) on every operation that asks the database: stopped, busy or too slow."""
+    for path, operations in paths.items():
+        if path not in DATABASE_FREE:
+            for operation in operations.values():
+                operation["responses"].setdefault("503", _ref("responses", "Unavailable"))
 
 
 def _add_audit(paths: dict[str, Any]) -> None:
@@ -484,6 +494,7 @@ def openapi_document(
         ]
         paths[f"/collections/{layer.id}/items"] = {"get": operation}
     paths |= openapi_paths()  # /health, /ready, /metrics
+    _add_unavailable(paths)
     return {
         "openapi": "3.0.3",
         "info": {
@@ -517,6 +528,12 @@ def openapi_document(
                 },
                 "Forbidden": {
                     "description": "The key's role is too low, or the key may not write this layer.",
+                    **problem,
+                },
+                "Unavailable": {
+                    "description": "The database cannot answer now (stopped, restarting, every connection "
+                    "busy) or the query ran past the time limit: try again after Retry-After seconds.",
+                    "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
                     **problem,
                 },
                 "TooManyAttempts": {

@@ -213,3 +213,18 @@ def test_operations_needing_a_key_declare_their_refusals(api_doc: dict[str, Any]
     assert "Retry-After" in responses["TooManyAttempts"]["headers"]
     audit = api_doc["paths"]["/audit"]["get"]
     assert [p["name"] for p in audit["parameters"]] == ["since", "limit"]
+
+
+def test_operations_that_ask_the_database_declare_503(api_doc: dict[str, Any]) -> None:
+    """Every operation that reads or writes the database may answer 503 with Retry-After (stopped, busy, too
+    slow: tests/db/test_faults.py); the landing page, conformance, the document and /health never do."""
+    unavailable = api_doc["components"]["responses"]["Unavailable"]
+    assert "Retry-After" in unavailable["headers"]
+    free = {"/", "/conformance", "/api", "/health", "/ready", "/metrics"}
+    for path, operations in api_doc["paths"].items():
+        for method, operation in operations.items():
+            declared = "503" in operation["responses"]
+            if path == "/ready":  # its own 503: not ready yet
+                assert declared, path
+            else:
+                assert declared == (path not in free), (method, path)
