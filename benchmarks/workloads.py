@@ -76,7 +76,7 @@ def _path(base: str, **query: Any) -> str:
     return f"{base}?{urlencode(query)}" if query else base
 
 
-def _boxes(count: int) -> list[tuple[float, float, float, float]]:
+def region_boxes(count: int) -> list[tuple[float, float, float, float]]:
     """`count` boxes of about 2 km × 2 km inside the region."""
     rng = random.Random(SEED)
     west, south, east, north = REGION
@@ -99,7 +99,7 @@ def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
     return x, y
 
 
-def _tiles(z: int, count: int) -> list[tuple[int, int]]:
+def region_tiles(z: int, count: int) -> list[tuple[int, int]]:
     rng = random.Random(SEED + z)
     west, south, east, north = REGION
     tiles: list[tuple[int, int]] = []
@@ -140,7 +140,7 @@ def build_workloads(data: Dataset) -> list[Workload]:
             )
         )
 
-    boxes = _boxes(16)
+    boxes = region_boxes(16)
     bbox_texts = [",".join(str(v) for v in box) for box in boxes]
     # The service counts a filter's matches once per layer version (below a size threshold) and reuses
     # the count: after the warm-up its statement has no count, and neither has the raw one.
@@ -189,7 +189,7 @@ def build_workloads(data: Dataset) -> list[Workload]:
     workloads.append(deep)
 
     for z in (12, 14):
-        tiles = _tiles(z, 8)
+        tiles = region_tiles(z, 8)
         raw, why = _tile_statements(layer, z, tiles)
         tile_workload = Workload(
             f"tile-z{z}",
