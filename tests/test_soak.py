@@ -64,6 +64,8 @@ def test_short_soak_passes_its_checks(soak: Run) -> None:
     assert result.backends_stopped == {}
     assert result.elapsed_s >= SECONDS and len(result.rss) >= SECONDS - 2
     assert result.memory is not None and result.memory.peak_mib >= result.memory.start_mib > 0
+    assert result.service_cpu_s is not None and result.service_cpu_s > 0
+    assert result.postgres_cpu_s is not None and result.postgres_cpu_s > 0
 
 
 def test_the_report(soak: Run) -> None:
@@ -86,6 +88,7 @@ def test_the_report(soak: Run) -> None:
     assert "| lost updates | 0 | pass |" in text_
     assert "- **CPUs (logical)**:" in text_ and "- **RAM**:" in text_
     assert "- **Editors**: 4" in text_ and "**readers**: 6" in text_
+    assert "- **CPU**: the service " in text_ and "% of one core), PostgreSQL " in text_
     assert "| kind | requests | req/s | p50 ms | p99 ms | other statuses |" in text_
     assert "\n| tile | " in text_ and "\n| create | " in text_
     assert "| time s | RSS MiB |" in text_

@@ -219,6 +219,7 @@ class Editor:
         )
         if answer is None and fid is not None:
             self.session.result.unsure.add(fid)
+            self.own.pop(fid, None)  # its version is unknown now: leave it alone
         return answer
 
     async def create(self) -> None:

@@ -25,6 +25,12 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
+def _cpu(seconds: float | None, elapsed: float) -> str:
+    if seconds is None or not elapsed:
+        return "– (not measured)"
+    return f"{seconds:.0f} CPU-seconds ({seconds / elapsed * 100:.0f} % of one core)"
+
+
 def _ok(status: str, kind: str) -> bool:
     return status.isdigit() and (status[0] == "2" or status == "304" or status in EXPECTED.get(kind, ()))
 
@@ -73,6 +79,7 @@ def render(result: SoakResult) -> str:
     lines += ["", "## Machine and software", ""]
     lines += [f"- **{k}**: {v}" for k, v in machine().items()]
     lines += [f"- **{k}**: {v}" for k, v in result.versions.items()]
+    load = " / ".join(f"{v:.1f}" for v in result.load_average) + " (1 / 5 / 15 min)"
     share = result.client_cpu_s / result.client_wall_s * 100 if result.client_wall_s else math.nan
     lines += [
         "",
@@ -91,6 +98,8 @@ def render(result: SoakResult) -> str:
         f" {result.client_wall_s:.0f} s"
         f" ({share:.0f} % of one core, on {machine().get('CPUs (logical)', '?')} shared with the service and"
         " PostgreSQL)",
+        f"- **CPU**: the service {_cpu(result.service_cpu_s, result.elapsed_s)}, PostgreSQL"
+        f" {_cpu(result.postgres_cpu_s, result.elapsed_s)}; the machine's load average at the end {load}",
         f"- **Memory**: VmRSS sampled every {o.rss_interval_s:g} s; warm-up {o.warmup:g} s",
         "",
         "## Requests by kind",

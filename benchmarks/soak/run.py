@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -85,6 +87,9 @@ class SoakResult:
     backends_stopped: dict[str, int]
     client_cpu_s: float
     client_wall_s: float
+    service_cpu_s: float | None
+    postgres_cpu_s: float | None
+    load_average: tuple[float, float, float]  # of the machine, 1, 5 and 15 minutes, at the end of the load
     service_log_tail: str = ""
 
     @property
@@ -106,6 +111,10 @@ def _prepare(engine: Engine, url: str, rows: int) -> tuple[Catalog, float | None
     loaded = database.prepare_rows(url, engine, layer, rows, reload=False)
     catalog = load_catalog(settings.layers_dir, settings.maps_dir)
     load(engine, catalog)
+    # statistics of every layer's rows, as a database in service has them: the parcels' load analysed the
+    # table before the plan layers were there, and with those statistics each layer looks like all rows
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE features"))
     return catalog, loaded
 
 
@@ -151,7 +160,7 @@ def read_paths(engine: Engine, catalog: Catalog) -> dict[str, list[str]]:
             for z in (12, 14)
             for x, y in region_tiles(z, 8)
         ]
-        + [f"/tiles/WebMercatorQuad/{z}/{y}/{x}" for z in (9, 10, 11) for x, y in region_tiles(z, 3)]
+        + [f"/tiles/WebMercatorQuad/{z}/{y}/{x}" for z in (10, 11) for x, y in region_tiles(z, 2)]
         + [
             f"/collections/{lid}/tiles/WebMercatorQuad/{z}/{y}/{x}"
             for lid in layers[:4]
@@ -178,6 +187,31 @@ def _hot_features(engine: Engine) -> list[tuple[str, int]]:
             {"l": list(HOT_LAYERS)},
         )
         return [(r.layer_id, r.id) for r in rows]
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user and system) a process has used so far, from /proc; None where unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def postgres_cpu_seconds(engine: Engine) -> float | None:
+    """CPU time the PostgreSQL server has used so far, when it runs on this machine: its postmaster's own,
+    that of its ended children (which it reaped) and that of its live ones (the backends, the workers)."""
+    with engine.connect() as conn:
+        backend = int(conn.scalar(text("SELECT pg_backend_pid()")))
+    try:
+        status = Path(f"/proc/{backend}/status").read_text()
+        postmaster = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+        total = sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    except (OSError, ValueError, StopIteration):
+        return None
+    return total + sum(cpu_seconds(int(child)) or 0.0 for child in children)
 
 
 def backends(engine: Engine) -> dict[str, int]:
@@ -268,7 +302,11 @@ def run_soak(options: Options) -> SoakResult:
         )
         plans = _plans(options, server.base_url, tokens, catalog, engine)
         rss: list[tuple[float, int]] = []
-        began = time.monotonic()
+        began, service_cpu, postgres_cpu = (
+            time.monotonic(),
+            cpu_seconds(server.pid),
+            postgres_cpu_seconds(engine),
+        )
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(len(plans), mp_context=context) as pool:
             futures = [pool.submit(run_clients, plan) for plan in plans]
@@ -284,6 +322,8 @@ def run_soak(options: Options) -> SoakResult:
                     print(f"  {rss[-1][0]:6.0f} s  RSS {rss[-1][1] / 2**20:7.1f} MiB", flush=True)
             results = [f.result() for f in futures]
         elapsed = time.monotonic() - began
+        service_end, postgres_end = cpu_seconds(server.pid), postgres_cpu_seconds(engine)
+        load_average = os.getloadavg()
         merged = _merge(results)
         running = backends(engine)
         server.stop()
@@ -315,6 +355,11 @@ def run_soak(options: Options) -> SoakResult:
             backends_stopped=stopped,
             client_cpu_s=merged.cpu_s,
             client_wall_s=merged.wall_s,
+            service_cpu_s=None if service_cpu is None or service_end is None else service_end - service_cpu,
+            load_average=load_average,
+            postgres_cpu_s=None
+            if postgres_cpu is None or postgres_end is None
+            else postgres_end - postgres_cpu,
             service_log_tail=log_tail if merged.server_errors else "",
         )
     finally:
