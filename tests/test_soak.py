@@ -86,6 +86,7 @@ def test_the_report(soak: Run) -> None:
         assert f"\n{heading}\n" in text_, heading
     assert "| 5xx responses | 0 | pass |" in text_
     assert "| lost updates | 0 | pass |" in text_
+    assert "| service RSS slope after warm-up | " in text_ and "not judged (too short)" in text_
     assert "- **CPUs (logical)**:" in text_ and "- **RAM**:" in text_
     assert "- **Editors**: 4" in text_ and "**readers**: 6" in text_
     assert "- **CPU**: the service " in text_ and "% of one core), PostgreSQL " in text_
@@ -166,14 +167,17 @@ def test_a_delete_is_the_last_write_of_the_version_it_removed() -> None:
 
 
 def test_memory_trend() -> None:
-    """Flat after warm-up is no growth whatever the warm-up did; a steady climb is flagged with its slope."""
+    """Flat after warm-up is no growth whatever the warm-up did; a steady climb is flagged with its slope;
+    a climb over too short a time after warm-up is reported, not judged."""
     warm = [(t, int((100 + min(t, 60) / 2) * 2**20)) for t in range(0, 600, 10)]
     flat = memory_trend(warm, warmup_s=120, max_slope=1.0)
-    assert flat is not None and not flat.grows and abs(flat.slope_mib_per_min) < 1e-9
+    assert flat is not None and flat.judged and not flat.grows and abs(flat.slope_mib_per_min) < 1e-9
     assert (flat.start_mib, flat.warm_mib, flat.end_mib) == (100, 130, 130)
     leak = memory_trend([(t, int((100 + t / 20) * 2**20)) for t in range(0, 600, 10)], 120, 1.0)
     assert leak is not None and leak.grows and abs(leak.slope_mib_per_min - 3.0) < 0.01
     assert memory_trend([], 120, 1.0) is None
+    short = memory_trend([(t, int((100 + t / 20) * 2**20)) for t in range(0, 130, 10)], 24, 1.0)
+    assert short is not None and short.slope_mib_per_min > 1 and not short.judged and not short.grows
 
 
 def test_command_line_defaults() -> None:

@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("  " + line)
     if result.memory is not None:
         print(f"RSS slope after warm-up {result.memory.slope_mib_per_min:+.2f} MiB/min", end="")
-        print(" (growth flagged)" if result.memory.grows else "")
+        print(" (growth flagged)" if result.memory.grows else "" if result.memory.judged else " (not judged)")
     print(f"stuck backends {result.stuck_backends}: {'all checks passed' if result.ok else 'CHECKS FAILED'}")
     return 0 if result.ok else 1
 

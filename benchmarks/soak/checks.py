@@ -117,12 +117,23 @@ class MemoryTrend:
     end_mib: float
     peak_mib: float
     slope_mib_per_min: float
+    judged_s: float  # how long the slope was measured over
+    judged: bool  # long enough to tell growth from the tail of warm-up
     grows: bool
 
 
-def memory_trend(samples: list[tuple[float, int]], warmup_s: float, max_slope: float) -> MemoryTrend | None:
+JUDGED_AFTER_S = 240.0  # a slope over less time after warm-up says too little to flag growth
+
+
+def memory_trend(
+    samples: list[tuple[float, int]],
+    warmup_s: float,
+    max_slope: float,
+    judged_after_s: float = JUDGED_AFTER_S,
+) -> MemoryTrend | None:
     """From (seconds since start, RSS bytes) samples: start, after warm-up, end, and the least-squares
-    slope of the samples after warm-up; `grows` when the slope exceeds `max_slope` MiB per minute."""
+    slope of the samples after warm-up; `grows` when the slope exceeds `max_slope` MiB per minute over at
+    least `judged_after_s` seconds (a shorter run reports its slope but judges nothing)."""
     if not samples:
         return None
     mib = [(t, rss / 2**20) for t, rss in samples]
@@ -140,5 +151,7 @@ def memory_trend(samples: list[tuple[float, int]], warmup_s: float, max_slope: f
         end_mib=mib[-1][1],
         peak_mib=max(m for _, m in mib),
         slope_mib_per_min=slope,
-        grows=slope > max_slope,
+        judged_s=after[-1][0] - after[0][0],
+        judged=after[-1][0] - after[0][0] >= judged_after_s,
+        grows=after[-1][0] - after[0][0] >= judged_after_s and slope > max_slope,
     )

@@ -7,6 +7,7 @@ import math
 from collections import Counter
 
 from benchmarks.report import machine
+from benchmarks.soak.checks import JUDGED_AFTER_S
 from benchmarks.soak.run import SoakResult
 
 DEFAULT_MINUTES = 10.0
@@ -71,7 +72,9 @@ def render(result: SoakResult) -> str:
             [
                 "service RSS slope after warm-up",
                 "–" if memory is None else f"{memory.slope_mib_per_min:+.2f} MiB/min (limit {o.max_slope:g})",
-                _verdict(memory is not None and not memory.grows),
+                "not judged (too short)"
+                if memory is not None and not memory.judged
+                else _verdict(memory is not None and not memory.grows),
             ],
             ["stuck PostgreSQL backends", str(result.stuck_backends), _verdict(result.stuck_backends == 0)],
         ],
@@ -179,7 +182,15 @@ def render(result: SoakResult) -> str:
             f"Start {memory.start_mib:.1f} MiB, after warm-up ({o.warmup:g} s) {memory.warm_mib:.1f} MiB,"
             f" end {memory.end_mib:.1f} MiB, peak {memory.peak_mib:.1f} MiB. Slope after warm-up (least"
             f" squares): **{memory.slope_mib_per_min:+.2f} MiB/min**"
-            + (" — **growth flagged**." if memory.grows else f" (growth is flagged above {o.max_slope:g})."),
+            + f" over {memory.judged_s:.0f} s"
+            + (
+                " — **growth flagged**."
+                if memory.grows
+                else f" (growth is flagged above {o.max_slope:g})."
+                if memory.judged
+                else f": too short to tell growth from the tail of warm-up (judged over {JUDGED_AFTER_S:g} s"
+                " after warm-up or more); a 10-minute run judges it."
+            ),
             "",
         ]
         step = max(1, math.ceil(len(result.rss) / MAX_RSS_ROWS))
