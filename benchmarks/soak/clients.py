@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import random
 import re
@@ -26,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 import uvloop  # the service's own event loop (uvicorn[standard]): less client CPU per request
 
+from benchmarks.loadgen import nearest_rank
 from benchmarks.soak.checks import MARK, Ack
 
 ETAG_VERSION = re.compile(r'^(?:W/)?"f(\d+)v(\d+)-')  # a feature ETag names its id and version in clear
@@ -88,10 +88,7 @@ class KindStats:
 
     def percentile(self, p: float) -> float:
         """The latency (seconds) at percentile p, nearest rank."""
-        if not self.latencies:
-            return math.nan
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+        return nearest_rank(self.latencies, p)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from benchmarks.report import machine
+from benchmarks.report import machine, markdown_table
 from benchmarks.soak.checks import JUDGED_AFTER_S
 from benchmarks.soak.run import SoakResult
 
@@ -19,11 +19,6 @@ MAX_RSS_ROWS = 40
 
 def _ms(seconds: float) -> str:
     return "–" if math.isnan(seconds) else f"{seconds * 1000:,.1f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def _cpu(seconds: float | None, elapsed: float) -> str:
@@ -59,7 +54,7 @@ def render(result: SoakResult) -> str:
         "",
     ]
     memory = result.memory
-    lines += _table(
+    lines += markdown_table(
         ["check", "result", "verdict"],
         [
             ["5xx responses", str(result.server_errors), _verdict(result.server_errors == 0)],
@@ -134,7 +129,7 @@ def render(result: SoakResult) -> str:
                 "; ".join(x for x in (others, expected) if x) or "–",
             ]
         )
-    lines += _table(["kind", "requests", "req/s", "p50 ms", "p99 ms", "other statuses"], rows)
+    lines += markdown_table(["kind", "requests", "req/s", "p50 ms", "p99 ms", "other statuses"], rows)
     total = sum(sum(s.statuses.values()) for s in result.stats.values())
     lines += [
         "",
@@ -197,7 +192,7 @@ def render(result: SoakResult) -> str:
         shown = result.rss[::step]
         if result.rss and shown[-1] is not result.rss[-1]:
             shown.append(result.rss[-1])
-        lines += _table(["time s", "RSS MiB"], [[f"{t:.0f}", f"{b / 2**20:.1f}"] for t, b in shown])
+        lines += markdown_table(["time s", "RSS MiB"], [[f"{t:.0f}", f"{b / 2**20:.1f}"] for t, b in shown])
 
     def states(found: dict[str, int]) -> str:
         return ", ".join(f"{state} {n}" for state, n in found.items()) or "none"

@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
@@ -21,7 +19,7 @@ from benchmarks import database
 from benchmarks.servers import rss_bytes, service_server
 from benchmarks.soak.checks import Ack, MemoryTrend, lost_updates, memory_trend, read_states
 from benchmarks.soak.clients import ClientPlan, ClientResult, EditorPlan, KindStats, run_clients
-from benchmarks.workloads import region_boxes, region_tiles
+from benchmarks.workloads import region_boxes, region_tiles, url_path
 from geo_service.bench import BENCH_LAYER
 from geo_service.catalog import Catalog, load_catalog, read_bench_layer
 from geo_service.db.embedded import EmbeddedCluster
@@ -118,10 +116,6 @@ def _prepare(engine: Engine, url: str, rows: int) -> tuple[Catalog, float | None
     return catalog, loaded
 
 
-def _path(base: str, **query: Any) -> str:
-    return f"{base}?{urlencode(query)}" if query else base
-
-
 def read_paths(engine: Engine, catalog: Catalog) -> dict[str, list[str]]:
     """The readers' requests by kind: on the parcels and on every plan layer."""
     layers = list(catalog.layers)
@@ -136,25 +130,25 @@ def read_paths(engine: Engine, catalog: Catalog) -> dict[str, list[str]]:
     view = ",".join(str(v) for v in PLAN_VIEW)
     boxes = [",".join(str(v) for v in box) for box in region_boxes(16)]
     paths: dict[str, list[str]] = {
-        "page": [_path(bench, limit=100, f="json"), _path(bench, limit=1000, f="json")]
-        + [_path(f"/collections/{lid}/items", f="json") for lid in layers]
-        + [_path(f"/collections/{lid}/items", f="html") for lid in layers[:4]],
-        "bbox": [_path(bench, bbox=box, limit=200, f="json") for box in boxes]
-        + [_path(f"/collections/{lid}/items", bbox=view, f="json") for lid in layers],
+        "page": [url_path(bench, limit=100, f="json"), url_path(bench, limit=1000, f="json")]
+        + [url_path(f"/collections/{lid}/items", f="json") for lid in layers]
+        + [url_path(f"/collections/{lid}/items", f="html") for lid in layers[:4]],
+        "bbox": [url_path(bench, bbox=box, limit=200, f="json") for box in boxes]
+        + [url_path(f"/collections/{lid}/items", bbox=view, f="json") for lid in layers],
         "filter": [
-            _path(bench, filter="land_use='07' AND status='planned'", limit=100, f="json"),
-            _path(bench, filter=f"S_INTERSECTS(geometry,BBOX({boxes[0]}))", limit=100, f="json"),
-            _path(bench, status="existing", limit=100, f="json"),
-            _path(bench, sortby="-area_m2", limit=50, f="json"),
+            url_path(bench, filter="land_use='07' AND status='planned'", limit=100, f="json"),
+            url_path(bench, filter=f"S_INTERSECTS(geometry,BBOX({boxes[0]}))", limit=100, f="json"),
+            url_path(bench, status="existing", limit=100, f="json"),
+            url_path(bench, sortby="-area_m2", limit=50, f="json"),
         ]
-        + [_path(f"/collections/{lid}/items", filter="status='planned'", f="json") for lid in layers]
+        + [url_path(f"/collections/{lid}/items", filter="status='planned'", f="json") for lid in layers]
         + [
-            _path(f"/collections/{lid}/items", filter="CASEI(name_zh) LIKE '%嘉%'", f="json")
+            url_path(f"/collections/{lid}/items", filter="CASEI(name_zh) LIKE '%嘉%'", f="json")
             for lid in layers
         ],
-        "feature": [_path(f"{bench}/{i}", f="json") for i in database.sample_ids(engine, 64)]
-        + [_path(f"/collections/{lid}/items/{fid}", f="json") for lid, fid in plan_features]
-        + [_path(f"/collections/{lid}/items/{fid}", f="html") for lid, fid in plan_features[::8]],
+        "feature": [url_path(f"{bench}/{i}", f="json") for i in database.sample_ids(engine, 64)]
+        + [url_path(f"/collections/{lid}/items/{fid}", f="json") for lid, fid in plan_features]
+        + [url_path(f"/collections/{lid}/items/{fid}", f="html") for lid, fid in plan_features[::8]],
         "tile": [
             f"/collections/{BENCH_LAYER}/tiles/WebMercatorQuad/{z}/{y}/{x}"
             for z in (12, 14)
