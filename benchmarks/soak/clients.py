@@ -31,7 +31,7 @@ from benchmarks.soak.checks import MARK, Ack
 ETAG_VERSION = re.compile(r'^(?:W/)?"f(\d+)v(\d+)-')  # a feature ETag names its id and version in clear
 GEOJSON = "application/geo+json"
 MERGE_PATCH = "application/merge-patch+json"
-SERVER_ERROR_SAMPLES = 20  # 5xx bodies kept per process (all are counted)
+SERVER_ERROR_SAMPLES = 20  # 5xx bodies (and requests without an answer) kept per process; all are counted
 HOT_ATTEMPTS = 8  # a hot write read-and-retried at most this often after 412s
 MAX_OWN = 40  # features an editor creates at most
 STATUSES = ("planned", "under_construction", "completed", "existing")
@@ -98,6 +98,7 @@ class ClientResult:
     stats: dict[str, KindStats] = field(default_factory=dict)
     server_errors: int = 0
     server_error_samples: list[str] = field(default_factory=list)
+    unanswered_samples: list[str] = field(default_factory=list)  # requests that got no response
     acks: list[Ack] = field(default_factory=list)
     unsure: set[int] = field(default_factory=set)  # features a write without an answer went to
     surprises: list[str] = field(default_factory=list)  # answers that contradict what the editor knows
@@ -155,6 +156,11 @@ class Session:
         except httpx.HTTPError as exc:
             stats.latencies.append(time.perf_counter() - began)
             stats.statuses[exc.__class__.__name__] += 1
+            if len(self.result.unanswered_samples) < SERVER_ERROR_SAMPLES:
+                self.result.unanswered_samples.append(
+                    f"{method} {path} after {time.perf_counter() - began:.1f} s: {exc.__class__.__name__}"
+                    f" {exc!r}"
+                )
             return None
         stats.latencies.append(time.perf_counter() - began)
         stats.statuses[str(response.status_code)] += 1
@@ -425,7 +431,9 @@ async def _guarded(loop: Callable[[], Awaitable[None]], result: ClientResult) ->
 async def _run(plan: ClientPlan) -> ClientResult:
     result = ClientResult()
     clients = len(plan.editors) + plan.readers
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # idle connections are dropped before uvicorn's keep-alive timeout (5 s, httpx's default expiry too):
+    # at the same expiry a request now and then goes out on a connection the server is just closing
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0)
     timeout = httpx.Timeout(plan.timeout, pool=None)
     async with httpx.AsyncClient(base_url=plan.base_url, limits=limits, timeout=timeout) as client:
         session = Session(client, result)

@@ -169,6 +169,15 @@ def render(result: SoakResult) -> str:
     else:
         lines.append("None.")
 
+    if result.unanswered_samples:
+        lines += [
+            "",
+            "## Requests without an answer",
+            "",
+            "A timeout or a dropped connection; the first ones:",
+        ]
+        lines += ["", "```", *result.unanswered_samples, "```"]
+
     lines += ["", "## Service memory (VmRSS)", ""]
     if memory is None:
         lines.append("Not sampled.")

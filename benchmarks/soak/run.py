@@ -75,6 +75,7 @@ class SoakResult:
     elapsed_s: float
     server_errors: int
     server_error_samples: list[str]
+    unanswered_samples: list[str]
     acks: list[Ack]
     unsure: set[int]
     lost: list[str]
@@ -228,6 +229,7 @@ def _merge(results: list[ClientResult]) -> ClientResult:
             merged.stats.setdefault(kind, KindStats()).add(stats)
         merged.server_errors += result.server_errors
         merged.server_error_samples += result.server_error_samples
+        merged.unanswered_samples += result.unanswered_samples
         merged.acks += result.acks
         merged.unsure |= result.unsure
         merged.surprises += result.surprises
@@ -339,6 +341,7 @@ def run_soak(options: Options) -> SoakResult:
             elapsed_s=elapsed,
             server_errors=merged.server_errors,
             server_error_samples=merged.server_error_samples,
+            unanswered_samples=merged.unanswered_samples,
             acks=merged.acks,
             unsure=merged.unsure,
             lost=lost,
