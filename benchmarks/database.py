@@ -25,6 +25,7 @@ class Target:
 
     url: str
     origin: str
+    started_cluster: bool = False  # the embedded cluster was not running and resolve() started it
 
     @property
     def libpq_url(self) -> str:
@@ -32,17 +33,17 @@ class Target:
         return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def resolve(database_url: str | None, database: str) -> Target:
-    """DATABASE_URL (or --database-url) as given; otherwise database `database` on the embedded cluster,
-    started if it is not running (and left running: it is shared)."""
-    given = database_url or os.environ.get("DATABASE_URL")
+def resolve(database_url: str | None, database: str, *, environment: bool = True) -> Target:
+    """`database_url` (or DATABASE_URL, with `environment`) as given; otherwise database `database` on the
+    embedded cluster, started if it is not running (`started_cluster` says whether this call started it)."""
+    given = database_url or (os.environ.get("DATABASE_URL") if environment else None)
     if given:
-        return Target(normalize_url(given), "DATABASE_URL")
+        return Target(normalize_url(given), "DATABASE_URL" if not database_url else "--database-url")
     cluster = EmbeddedCluster(PROJECT_ROOT / ".data")
-    cluster.start()
+    started = cluster.start()
     url = make_url(cluster.url("postgres")).set(database=database).render_as_string(hide_password=False)
     ensure_database(url)
-    return Target(url, f"embedded cluster, database {database}")
+    return Target(url, f"embedded cluster, database {database}", started)
 
 
 def layer_rows(engine: Engine) -> int:

@@ -31,6 +31,14 @@ from geo_service.db.engine import READ_SETTINGS
 OK_STATUS = (200, 204)  # 204: an empty tile
 
 
+def nearest_rank(values: Sequence[float], p: float) -> float:
+    """The value at percentile p (nearest rank); NaN when there are none."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
 @dataclass
 class Sample:
     """What one target did in one workload at one concurrency (all rounds together)."""
@@ -64,10 +72,7 @@ class Sample:
 
     def percentile(self, p: float) -> float:
         """The latency (seconds) at percentile p, nearest rank."""
-        if not self.latencies:
-            return math.nan
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+        return nearest_rank(self.latencies, p)
 
     @property
     def mean_bytes(self) -> float:

@@ -74,7 +74,8 @@ def _mib(value: int | None) -> str:
     return "–" if value is None else f"{value / 1024 / 1024:,.0f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a Markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
@@ -105,7 +106,7 @@ def _section(result: RowCountResult) -> list[str]:
                 _ratio(s.percentile(50), t.percentile(50)) if s and t else "–",
             ]
         )
-    lines += _table(
+    lines += markdown_table(
         [
             "workload",
             "conc.",
@@ -137,7 +138,7 @@ def _section(result: RowCountResult) -> list[str]:
                     _mib(sample.peak_rss),
                 ]
             )
-    lines += _table(
+    lines += markdown_table(
         [
             "workload",
             "conc.",

@@ -72,11 +72,12 @@ class Dataset:
     deep_cursor: str | None  # the service's own cursor for that position (None: it could not be had)
 
 
-def _path(base: str, **query: Any) -> str:
+def url_path(base: str, **query: Any) -> str:
+    """`base` with the query string of `query`."""
     return f"{base}?{urlencode(query)}" if query else base
 
 
-def _boxes(count: int) -> list[tuple[float, float, float, float]]:
+def region_boxes(count: int) -> list[tuple[float, float, float, float]]:
     """`count` boxes of about 2 km × 2 km inside the region."""
     rng = random.Random(SEED)
     west, south, east, north = REGION
@@ -99,7 +100,7 @@ def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
     return x, y
 
 
-def _tiles(z: int, count: int) -> list[tuple[int, int]]:
+def region_tiles(z: int, count: int) -> list[tuple[int, int]]:
     rng = random.Random(SEED + z)
     west, south, east, north = REGION
     tiles: list[tuple[int, int]] = []
@@ -134,13 +135,13 @@ def build_workloads(data: Dataset) -> list[Workload]:
             Workload(
                 f"items-{limit}",
                 f"first page of {limit} features",
-                [_path(SERVICE_ITEMS, limit=limit, f="json")],
+                [url_path(SERVICE_ITEMS, limit=limit, f="json")],
                 [compile_statement(page_statement(every, after=None, limit=limit, count=False))],
-                [_path(TIPG_ITEMS, limit=limit, f="geojson")],
+                [url_path(TIPG_ITEMS, limit=limit, f="geojson")],
             )
         )
 
-    boxes = _boxes(16)
+    boxes = region_boxes(16)
     bbox_texts = [",".join(str(v) for v in box) for box in boxes]
     # The service counts a filter's matches once per layer version (below a size threshold) and reuses
     # the count: after the warm-up its statement has no count, and neither has the raw one.
@@ -148,7 +149,7 @@ def build_workloads(data: Dataset) -> list[Workload]:
         Workload(
             "bbox-2km",
             "features in a ~2 km × 2 km box (16 boxes in turn), limit 1000",
-            [_path(SERVICE_ITEMS, bbox=text, limit=1000, f="json") for text in bbox_texts],
+            [url_path(SERVICE_ITEMS, bbox=text, limit=1000, f="json") for text in bbox_texts],
             [
                 compile_statement(
                     page_statement(
@@ -160,7 +161,7 @@ def build_workloads(data: Dataset) -> list[Workload]:
                 )
                 for text in bbox_texts
             ],
-            [_path(TIPG_ITEMS, bbox=text, limit=1000, f="geojson") for text in bbox_texts],
+            [url_path(TIPG_ITEMS, bbox=text, limit=1000, f="geojson") for text in bbox_texts],
         )
     )
 
@@ -168,9 +169,9 @@ def build_workloads(data: Dataset) -> list[Workload]:
         Workload(
             "feature",
             f"one feature by id ({len(data.sample_ids)} ids in turn)",
-            [_path(f"{SERVICE_ITEMS}/{i}", f="json") for i in data.sample_ids],
+            [url_path(f"{SERVICE_ITEMS}/{i}", f="json") for i in data.sample_ids],
             [compile_statement(feature_statement(layer.id, i)) for i in data.sample_ids],
-            [_path(f"{TIPG_ITEMS}/{i}", f="geojson") for i in data.sample_ids],
+            [url_path(f"{TIPG_ITEMS}/{i}", f="geojson") for i in data.sample_ids],
         )
     )
 
@@ -180,16 +181,16 @@ def build_workloads(data: Dataset) -> list[Workload]:
         f"100 features after the first {offset:,} (service: its cursor; tipg: offset)",
         [],
         [compile_statement(page_statement(every, after=[data.deep_after_id], limit=100, count=False))],
-        [_path(TIPG_ITEMS, limit=100, offset=offset, f="geojson")],
+        [url_path(TIPG_ITEMS, limit=100, offset=offset, f="geojson")],
     )
     if data.deep_cursor is None:
         deep.skipped["service"] = "no cursor: the service gave no `next` link to follow"
     else:
-        deep.service = [_path(SERVICE_ITEMS, limit=100, cursor=data.deep_cursor, f="json")]
+        deep.service = [url_path(SERVICE_ITEMS, limit=100, cursor=data.deep_cursor, f="json")]
     workloads.append(deep)
 
     for z in (12, 14):
-        tiles = _tiles(z, 8)
+        tiles = region_tiles(z, 8)
         raw, why = _tile_statements(layer, z, tiles)
         tile_workload = Workload(
             f"tile-z{z}",
@@ -198,7 +199,7 @@ def build_workloads(data: Dataset) -> list[Workload]:
             [f"/collections/{BENCH_LAYER}/tiles/WebMercatorQuad/{z}/{y}/{x}" for x, y in tiles],
             raw,
             [
-                _path(
+                url_path(
                     f"/collections/{TIPG_COLLECTION}/tiles/WebMercatorQuad/{z}/{x}/{y}",
                     properties=",".join(TILE_PROPERTIES),
                 )

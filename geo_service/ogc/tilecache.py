@@ -12,6 +12,14 @@ from __future__ import annotations
 from collections import OrderedDict
 
 TileKey = tuple[str, int, int, int]  # the layers' versions ("id:version,…"), z, x, y
+# What keeping a tile costs besides its bytes and its key's text: the key tuple, its numbers and the ordered
+# map's entry. Without it empty tiles (b"") would be free, and every edit makes new keys for them.
+ENTRY_BYTES = 256
+
+
+def entry_bytes(key: TileKey, tile: bytes) -> int:
+    """What one kept tile counts against the budget."""
+    return len(tile) + len(key[0]) + ENTRY_BYTES
 
 
 class TileCache:
@@ -44,13 +52,14 @@ class TileCache:
         return tile
 
     def put(self, key: TileKey, tile: bytes) -> None:
-        """Keep `tile`, evicting the least recently used tiles to stay within the budget; a tile larger than
-        an eighth of the budget is not kept (it would push out many others)."""
-        if not self.enabled or len(tile) > self.max_bytes // 8 or key in self._tiles:
+        """Keep `tile`, evicting the least recently used tiles to stay within the budget (`entry_bytes`
+        each); a tile larger than an eighth of the budget is not kept (it would push out many others)."""
+        cost = entry_bytes(key, tile)
+        if not self.enabled or cost > self.max_bytes // 8 or key in self._tiles:
             return
         self._tiles[key] = tile
-        self.bytes += len(tile)
+        self.bytes += cost
         while self.bytes > self.max_bytes:
-            _, old = self._tiles.popitem(last=False)
-            self.bytes -= len(old)
+            old_key, old = self._tiles.popitem(last=False)
+            self.bytes -= entry_bytes(old_key, old)
             self.evictions += 1
