@@ -138,7 +138,7 @@ def test_pools_read_at_scrape_time(client: TestClient) -> None:
 
 
 def test_tile_cache_counters(client: TestClient) -> None:
-    """The same tile twice: one miss then one hit, and the tile's bytes are kept."""
+    """The same tile twice: one miss then one hit, and the tile (with its bookkeeping) is kept."""
     tile = morecantile.tms.get("WebMercatorQuad").tile(120.76, 30.76, 11)
     path = f"/collections/rail_stations/tiles/WebMercatorQuad/{tile.z}/{tile.y}/{tile.x}"
     before = scrape(client)
@@ -149,9 +149,9 @@ def test_tile_cache_counters(client: TestClient) -> None:
         full = f"jxplan_tile_cache_{name}_total"
         assert value(after, full) - value(before, full) == grown
     assert value(after, "jxplan_tile_cache_entries") - value(before, "jxplan_tile_cache_entries") == 1
-    assert value(after, "jxplan_tile_cache_bytes") - value(before, "jxplan_tile_cache_bytes") == len(
-        first.content
-    )
+    # the budget counts a tile's bytes and its entry's bookkeeping (key and overhead: a few hundred bytes)
+    kept = value(after, "jxplan_tile_cache_bytes") - value(before, "jxplan_tile_cache_bytes")
+    assert len(first.content) < kept < len(first.content) + 1024
     assert value(after, "jxplan_tile_cache_max_bytes") == 32 * 2**20
 
 
