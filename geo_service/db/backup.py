@@ -340,13 +340,19 @@ class RestoreReport:
         return self.contents.revision != self.head
 
 
-def _prepare_target(engine: Engine, archive: Archive, replace: bool) -> None:
+def _prepare_target(engine: Engine, archive: Archive, replace: bool) -> int:
     """PostGIS in the target; refuse a target with data unless replacing, and one with tables the
-    backup lacks (a newer revision: its extra tables would outlive the restore and confuse migrations)."""
+    backup lacks (a newer revision: its extra tables would outlive the restore and confuse migrations).
+    Returns the highest layer version the target has reached (0 without layers)."""
     try:
         with engine.begin() as conn:
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
             relations = conn.execute(text(USER_RELATIONS_SQL)).all()
+            top = (
+                conn.scalar(text("SELECT coalesce(max(version), 0) FROM layers"))
+                if any(r.relname == "layers" and r.relkind in "rp" for r in relations)
+                else 0
+            )
     except DBAPIError as exc:
         raise BackupError(
             f"The target database cannot get PostGIS ({exc.orig}). Ask its administrator to run "
@@ -369,6 +375,7 @@ def _prepare_target(engine: Engine, archive: Archive, replace: bool) -> None:
             f"empty database, or back it up and go down to the backup's revision first "
             f"(`jxplan db downgrade {archive.revision}`), then restore with --replace."
         )
+    return int(top or 0)
 
 
 def restore(url: str, file: Path, *, replace: bool = False) -> RestoreReport:
@@ -380,7 +387,7 @@ def restore(url: str, file: Path, *, replace: bool = False) -> RestoreReport:
     try:
         tools = client_tools(_server_major(engine))
         archive = read_archive(tools, file)
-        _prepare_target(engine, archive, replace)
+        reached = _prepare_target(engine, archive, replace)
         entries = [line for line in archive.listing if not _PROVIDED_ENTRY.match(line)]
         if replace:  # PostGIS's own table stays as the target has it (the extension is not recreated)
             entries = [line for line in entries if not _SPATIAL_REF_SYS_DATA.match(line)]
@@ -408,6 +415,11 @@ def restore(url: str, file: Path, *, replace: bool = False) -> RestoreReport:
                 f"{_tool_error(restored)}"
             )
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if reached:
+                # Every layer version moves past all the replaced database reached: tiles, pages, counts
+                # and ETags are keyed by layer versions, so nothing cached from the replaced timeline (in a
+                # running service, a proxy or a client) passes for the restored one.
+                conn.execute(text("UPDATE layers SET version = version + :top"), {"top": reached + 1})
             conn.execute(text("ANALYZE"))  # a restore brings no planner statistics
             contents = read_contents(conn)
     finally:

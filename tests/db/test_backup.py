@@ -272,16 +272,30 @@ def test_a_database_with_data_is_replaced_only_when_asked(
     edited: Edited, round_trip: RoundTrip, fresh_cluster: EmbeddedCluster
 ) -> None:
     """Restoring over a database that holds data is refused (exit 1, the message names --replace) and
-    changes nothing; with --replace the database becomes the backup's again, local changes gone."""
+    changes nothing; with --replace the database becomes the backup's again, local changes gone, with every
+    layer version past all the replaced database reached (no cached tile, page or count of it is reused)."""
     _execute(round_trip.restored_url, "DELETE FROM features WHERE code = 'backup_probe'")
     before = everything(round_trip.restored_url)
+    reached = max(_layer_versions(round_trip.restored_url).values())
     refused = jxplan("restore", str(round_trip.file), env=_fresh_env(fresh_cluster))
     assert refused.exit_code == 1
     assert "--replace" in refused.output and "already holds data" in refused.output
     assert everything(round_trip.restored_url) == before
     replaced = jxplan("restore", "--replace", str(round_trip.file), env=_fresh_env(fresh_cluster))
     assert replaced.exit_code == 0, replaced.output
+    source, restored = _layer_versions(edited.url), _layer_versions(round_trip.restored_url)
+    assert restored == {layer: version + reached + 1 for layer, version in source.items()}
+    _execute(round_trip.restored_url, f"UPDATE layers SET version = version - {reached + 1}")
     assert everything(round_trip.restored_url) == everything(edited.url)
+
+
+def _layer_versions(url: str) -> dict[str, int]:
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return {row.id: row.version for row in conn.execute(text("SELECT id, version FROM layers"))}
+    finally:
+        engine.dispose()
 
 
 def test_damaged_or_foreign_files_are_refused(
