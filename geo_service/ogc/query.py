@@ -303,6 +303,7 @@ def layer_states_statement() -> TextClause:
         CROSS JOIN LATERAL (
             SELECT COALESCE(l.extent, (SELECT ST_Extent(f.geom)::geometry FROM features f
                                        WHERE f.layer_id = l.id)) AS box
+            OFFSET 0  -- kept a subquery: a stale extent computed once, not once per ST_XMin … ST_YMax
         ) e
         """
     )

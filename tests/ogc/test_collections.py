@@ -10,8 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from shapely import union_all
 from shapely.geometry import shape
+from sqlalchemy import Engine, text
 
 from geo_service.catalog import Catalog, load_catalog
+from geo_service.ogc.query import layer_states_statement
 from geo_service.settings import PROJECT_ROOT
 
 LAYER_IDS = list(load_catalog(PROJECT_ROOT / "layers", PROJECT_ROOT / "maps").layers)
@@ -157,3 +159,16 @@ def test_collection_html(client: TestClient, catalog: Catalog) -> None:
     text = html.unescape(response.text)
     assert catalog.layers["rail_stations"].title.zh in text
     assert "/collections/rail_stations/items" in text
+
+
+def test_a_stale_extent_is_computed_once_per_layer(engine: Engine) -> None:
+    """After an edit a layer's stored extent is stale (NULL) and the layers' state computes it from the
+    features: once per layer, not once for each of ST_XMin, ST_YMin, ST_XMax and ST_YMax (with a 100,000-row
+    layer that was ~180 ms per /collections request). Checked on the plan, in a transaction rolled back."""
+    with engine.connect() as conn, conn.begin() as transaction:
+        conn.execute(text("UPDATE layers SET extent = NULL"))
+        plan = "\n".join(conn.execute(text("EXPLAIN (COSTS OFF) " + layer_states_statement().text)).scalars())
+        stale = conn.execute(layer_states_statement()).all()
+        transaction.rollback()
+    assert plan.count("Aggregate") == 1, plan
+    assert all(row.xmin is not None for row in stale if row.feature_count)
