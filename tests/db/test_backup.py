@@ -334,24 +334,28 @@ def test_a_restore_that_fails_part_way_changes_nothing(
     """pg_restore stopped by the target (a planner's view depends on `features`, so it cannot be dropped)
     rolls back: the database, view included, is as it was. A table the backup lacks (a newer migration's)
     is refused before anything is tried, with the way out."""
-    _execute(round_trip.restored_url, "CREATE VIEW planner_view AS SELECT id, code FROM features")
+    env = _fresh_env(fresh_cluster)
+    view = ("CREATE VIEW planner_view AS SELECT id, code FROM features", "DROP VIEW IF EXISTS planner_view")
+    _refused_unchanged(round_trip, env, view, "nothing was changed", "depend")
+    table = ("CREATE TABLE site_reports (id bigint PRIMARY KEY)", "DROP TABLE IF EXISTS site_reports")
+    _refused_unchanged(round_trip, env, table, "site_reports", "jxplan db downgrade")
+
+
+def _refused_unchanged(
+    round_trip: RoundTrip, env: dict[str, str | None], change: tuple[str, str], *words: str
+) -> None:
+    """With `change` made (then undone) in the restored database, `restore --replace` exits 1 with a message
+    holding every one of `words`, and the database stays exactly as it was."""
+    make, undo = change
+    _execute(round_trip.restored_url, make)
     try:
         before = everything(round_trip.restored_url)
-        failed = jxplan("restore", "--replace", str(round_trip.file), env=_fresh_env(fresh_cluster))
-        assert failed.exit_code == 1
-        assert "nothing was changed" in failed.output and "depend" in failed.output, failed.output
-        assert everything(round_trip.restored_url) == before
-    finally:
-        _execute(round_trip.restored_url, "DROP VIEW IF EXISTS planner_view")
-    _execute(round_trip.restored_url, "CREATE TABLE site_reports (id bigint PRIMARY KEY)")
-    try:
-        before = everything(round_trip.restored_url)
-        refused = jxplan("restore", "--replace", str(round_trip.file), env=_fresh_env(fresh_cluster))
+        refused = jxplan("restore", "--replace", str(round_trip.file), env=env)
         assert refused.exit_code == 1
-        assert "site_reports" in refused.output and "jxplan db downgrade" in refused.output, refused.output
+        assert all(word in refused.output for word in words), refused.output
         assert everything(round_trip.restored_url) == before
     finally:
-        _execute(round_trip.restored_url, "DROP TABLE IF EXISTS site_reports")
+        _execute(round_trip.restored_url, undo)
 
 
 def test_backup_errors_say_what_to_do(edited: Edited, tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ from geo_service.editing.keys import add_key
 from geo_service.loader import load
 from geo_service.settings import PROJECT_ROOT, Settings
 from tests.conftest import private_database, running_server
-from tests.mapview.test_browser import browser
+from tests.mapview.test_browser import LOAD_TIMEOUT_MS, browser
+from tests.mapview.test_editor import _choose_layer, _use_key
 
 __all__ = ["browser"]  # the Chromium fixture of the map tests, for every browser test here
 
@@ -155,3 +156,12 @@ def watched(browser: Browser) -> Iterator[Watched]:
     page = browser.new_page(viewport={"width": 1300, "height": 850}, locale="zh-CN")
     yield Watched(page)
     page.close()
+
+
+def open_editor(page: Page, site: HostileSite) -> None:
+    """The editor, signed in with the site's editor key, showing the layer of the hostile feature."""
+    page.goto(f"{site.base}/editor")
+    page.wait_for_function("window.jxplanEditor !== undefined", timeout=LOAD_TIMEOUT_MS)
+    _use_key(page, site.editor_key)
+    page.wait_for_function("window.jxplanEditor.state.caller?.role === 'editor'")
+    _choose_layer(page, "rail_stations")

@@ -17,8 +17,16 @@ from geo_service.catalog import Catalog
 from geo_service.security.headers import DEFAULT_POLICY, REFERRER_POLICY
 from geo_service.settings import Settings
 from tests.mapview.test_browser import LOAD_TIMEOUT_MS, OPEN_BY_CODE
-from tests.mapview.test_editor import _choose_layer, _screen, _use_key
-from tests.security.conftest import HOSTILE_CODE, HOSTILE_POINT, OSM_HOST, TILES_MAP, HostileSite, Watched
+from tests.mapview.test_editor import _screen
+from tests.security.conftest import (
+    HOSTILE_CODE,
+    HOSTILE_POINT,
+    OSM_HOST,
+    TILES_MAP,
+    HostileSite,
+    Watched,
+    open_editor,
+)
 
 
 def _directives(policy: str) -> dict[str, list[str]]:
@@ -216,11 +224,7 @@ def test_editor_works_under_its_policy(watched: Watched, hostile_site: HostileSi
     """The editor signs in with a key, loads a layer, selects a feature and saves a change to it; no
     violation."""
     page = watched.page
-    page.goto(f"{hostile_site.base}/editor")
-    page.wait_for_function("window.jxplanEditor !== undefined", timeout=LOAD_TIMEOUT_MS)
-    _use_key(page, hostile_site.editor_key)
-    page.wait_for_function("window.jxplanEditor.state.caller?.role === 'editor'")
-    _choose_layer(page, "rail_stations")
+    open_editor(page, hostile_site)
     page.evaluate("(code) => window.jxplanEditor.layerOf(code).fire('click')", HOSTILE_CODE)
     page.wait_for_function(
         "(code) => window.jxplanEditor.state.selected?.feature?.properties?.code === code", arg=HOSTILE_CODE

@@ -8,7 +8,7 @@ from __future__ import annotations
 from playwright.sync_api import Locator, Page
 
 from tests.mapview.test_browser import LOAD_TIMEOUT_MS, OPEN_BY_CODE
-from tests.mapview.test_editor import _choose_layer, _screen, _use_key
+from tests.mapview.test_editor import _screen
 from tests.security.conftest import (
     HOSTILE_CODE,
     HOSTILE_POINT,
@@ -16,6 +16,7 @@ from tests.security.conftest import (
     TILES_MAP,
     HostileSite,
     Watched,
+    open_editor,
 )
 
 NAME = HOSTILE_PROPERTIES["name_zh"]
@@ -106,11 +107,7 @@ def test_collection_and_tiled_maps_show_the_values_as_text(
 def test_editor_shows_the_values_as_text(watched: Watched, hostile_site: HostileSite) -> None:
     """In the editor the feature's tooltip, the selection message and the form show the values as text."""
     page = watched.page
-    page.goto(f"{hostile_site.base}/editor")
-    page.wait_for_function("window.jxplanEditor !== undefined", timeout=LOAD_TIMEOUT_MS)
-    _use_key(page, hostile_site.editor_key)
-    page.wait_for_function("window.jxplanEditor.state.caller?.role === 'editor'")
-    _choose_layer(page, "rail_stations")
+    open_editor(page, hostile_site)
     page.evaluate("(code) => window.jxplanEditor.layerOf(code).openTooltip()", HOSTILE_CODE)
     _shows_text(page.locator(".leaflet-tooltip"), NAME)
     page.evaluate("(code) => window.jxplanEditor.layerOf(code).fire('click')", HOSTILE_CODE)
