@@ -625,10 +625,12 @@ def _stream_cut(bench: Bench) -> None:
                 finally:
                     os.kill(pid, signal.SIGCONT)
                 rest = first + _read_until_closed(sock)
+                if rest.endswith(b"0\r\n\r\n"):
+                    continue  # every row had left the backend before it was stopped: the page is whole
                 break
         else:
             pytest.fail("the page was always produced before its backend could be stopped")
-        assert b"\r\n\r\n" in rest and not rest.endswith(b"0\r\n\r\n")
+        assert b"\r\n\r\n" in rest
         assert b'"numberReturned"' not in rest  # the page's end never came
         _wait_for(lambda: _pool_whole(app), 10, "the pool is whole")
         whole = httpx.get(base + path, timeout=60)
