@@ -27,6 +27,7 @@ from geo_service.ogc.responses import json_response
 from geo_service.ogc.tilecache import TileCache
 from geo_service.ops import audit_api
 from geo_service.ops.install import install_operations
+from geo_service.ops.logformat import configure_logging
 from geo_service.security.cors import install_cors
 from geo_service.security.headers import install_security_headers
 from geo_service.security.ratelimit import AuthFailures
@@ -157,3 +158,15 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     mount_static(app)
     install_operations(app, settings)  # last: its middleware must be the outermost
     return app
+
+
+def worker_app() -> FastAPI:
+    """The service in one of the processes of `jxplan serve --workers N` (uvicorn's factory, called in each
+    worker): settings from the environment, logging as `jxplan serve` sets it up."""
+    settings = get_settings()
+    configure_logging(settings)  # a worker is a new (spawned) interpreter: the parent's set-up is not kept
+    # and uvicorn's access log off, as `access_log=False` makes it in one process (ours has the request ids)
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers.clear()
+    uvicorn_access.propagate = False
+    return create_app(settings)

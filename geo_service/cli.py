@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -93,39 +93,58 @@ def _prepare(url: str, settings: Settings, layer_ids: list[str] | None = None) -
         typer.echo("  " + report.summary())
 
 
-def _serve(settings: Settings) -> None:
+WORKERS = Annotated[
+    int | None,
+    typer.Option(
+        "--workers", min=1, max=64, help="Service processes behind the one port (default: JXPLAN_WORKERS, 1)."
+    ),
+]
+
+
+def _serve(settings: Settings, workers: int | None = None) -> None:
     from geo_service.app import create_app  # the app imports the web stack; the db commands do not need it
     from geo_service.ops.logformat import configure_logging
 
+    workers = workers or settings.workers
     base = f"http://{settings.host}:{settings.port}"
-    typer.echo(f"\n  地图 Map:  {base}/maps/overview\n  接口 API:  {base}/\n  (Ctrl-C stops)\n")
+    processes = f", {workers} processes" if workers > 1 else ""
+    typer.echo(f"\n  地图 Map:  {base}/maps/overview\n  接口 API:  {base}/\n  (Ctrl-C stops{processes})\n")
     configure_logging(settings)  # uvicorn's own log config and access log stay off: ours has the request ids
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        log_level=settings.log_level,
-        access_log=False,
-    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "log_level": settings.log_level,
+        "access_log": False,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+    else:  # uvicorn's processes, each building the app from the environment (the database is found as here)
+        uvicorn.run(
+            "geo_service.app:worker_app",
+            factory=True,
+            workers=workers,
+            timeout_worker_healthcheck=settings.worker_timeout_s,  # uvicorn's 5 s kills a slow-starting one
+            **options,
+        )
 
 
 @app.command()
-def run() -> None:
+def run(workers: WORKERS = None) -> None:
     """Start the embedded PostGIS (unless DATABASE_URL is set), migrate, load the layers and serve."""
     settings = get_settings()
     with database(settings) as url:
         _prepare(url, settings)
-        _serve(settings)
+        _serve(settings, workers)
 
 
 @app.command()
-def serve() -> None:
+def serve(workers: WORKERS = None) -> None:
     """Serve the API and maps (the database must be running and migrated)."""
     settings = get_settings()
     if not settings.database_url and EmbeddedCluster(settings.data_dir).running_port() is None:
         raise _fail("The embedded PostGIS is not running: use `jxplan run`, or `jxplan db start` first.")
-    _serve(settings)
+    _serve(settings, workers)
 
 
 @app.command("load")

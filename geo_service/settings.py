@@ -32,6 +32,19 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None, description="Base URL clients see, when behind a proxy (e.g. https://gis.example.org)."
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Service processes behind the one port (`jxplan serve --workers N`); each keeps its own "
+        "tile cache, failed-login counter and metrics (docs/deployment.md, Workers).",
+    )
+    worker_timeout_s: int = Field(
+        default=30,
+        ge=1,
+        description="With several workers: a worker that does not answer its supervisor's check for this "
+        "long (seconds; starting included) is killed and replaced.",
+    )
     default_limit: int = Field(default=100, ge=1)
     max_limit: int = Field(default=10000, ge=1)
     pool_size: int = Field(default=10, ge=1)

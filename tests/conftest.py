@@ -5,13 +5,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -148,6 +152,56 @@ def running_server(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+JXPLAN = Path(sys.executable).parent / "jxplan"
+
+
+class Served(NamedTuple):
+    """A `jxplan` process that serves: the process, its base URL, the file its output goes to, its env."""
+
+    process: subprocess.Popen[bytes]
+    base: str
+    output: Path
+    env: dict[str, str]
+
+    def stop(self, sig: signal.Signals = signal.SIGINT) -> str:
+        """Stop it as Ctrl-C does (or with `sig`); everything it wrote."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.output.read_text()
+
+
+def start_jxplan(folder: Path, name: str, *args: str, **env: str) -> Served:
+    """`jxplan *args` (e.g. "serve") on a free port of 127.0.0.1 with `env` added (its data dir in `folder`
+    unless given), its output into `folder/name.log`; wait for it with `wait_until_up`."""
+    port = _free_port()
+    env = {"PORT": str(port), "JXPLAN_HOST": "127.0.0.1", "JXPLAN_DATA_DIR": str(folder / "data")} | env
+    output = folder / f"{name}.log"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(JXPLAN), *args], env=os.environ | env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    return Served(process, f"http://127.0.0.1:{port}", output, env)
+
+
+def wait_until_up(served: Served, timeout_s: float = 60) -> None:
+    """Wait until `served` answers /health; stop it and fail with its output if it does not."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{served.base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or served.process.poll() is not None:
+            raise RuntimeError(f"jxplan did not start:\n{served.stop()}")
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")

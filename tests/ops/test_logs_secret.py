@@ -6,15 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import httpx
 import pytest
@@ -25,11 +20,10 @@ from geo_service.app import create_app
 from geo_service.catalog import Catalog
 from geo_service.editing.keys import add_key
 from geo_service.settings import Settings
-from tests.conftest import Writable, _free_port
+from tests.conftest import Served, Writable, start_jxplan, wait_until_up
 from tests.editing.test_create import _feature
 from tests.ops.conftest import Records, kept_records
 
-JXPLAN = Path(sys.executable).parent / "jxplan"
 ITEMS = "/collections/rail_stations/items"
 CLIENT_LOGGERS = ("httpx", "httpcore")  # the test's HTTP client, which logs the URLs it requests
 
@@ -122,53 +116,9 @@ def test_no_secret_in_any_record(
     )
 
 
-class Served(NamedTuple):
-    """A `jxplan serve` process, its base URL, the file its output goes to and its database URL."""
-
-    process: subprocess.Popen[bytes]
-    base: str
-    output: Path
-    database_url: str
-
-    def stop(self) -> str:
-        """Stop it as Ctrl-C does; everything it wrote."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.output.read_text()
-
-
 def _start(tmp_path: Path, database_url: str, name: str) -> Served:
     """`jxplan serve` on a free port, every logger at DEBUG, its output into a file."""
-    port = _free_port()
-    env = os.environ | {
-        "DATABASE_URL": database_url,
-        "PORT": str(port),
-        "JXPLAN_HOST": "127.0.0.1",
-        "JXPLAN_DATA_DIR": str(tmp_path / "data"),
-        "JXPLAN_LOG_LEVEL": "debug",
-    }
-    output = tmp_path / f"{name}.log"
-    with output.open("wb") as sink:
-        process = subprocess.Popen([str(JXPLAN), "serve"], env=env, stdout=sink, stderr=subprocess.STDOUT)
-    return Served(process, f"http://127.0.0.1:{port}", output, database_url)
-
-
-def _wait_until_up(served: Served) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{served.base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or served.process.poll() is not None:
-            raise RuntimeError(f"jxplan serve did not start:\n{served.stop()}")
-        time.sleep(0.1)
+    return start_jxplan(tmp_path, name, "serve", DATABASE_URL=database_url, JXPLAN_LOG_LEVEL="debug")
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +133,7 @@ def servers(writable: Writable, tmp_path_factory: pytest.TempPathFactory) -> Ite
     }
     try:
         for served in started.values():
-            _wait_until_up(served)
+            wait_until_up(served)
         yield started
     finally:
         for served in started.values():
@@ -202,7 +152,7 @@ def test_no_secret_in_serve_output(servers: dict[str, Served], token: str) -> No
         statuses = _exercise(client, token)
     text = served.stop()
     assert statuses[:3] == [201, 204, 204] and statuses[-1] == 200, statuses
-    _assert_absent(text, token, _password(served.database_url))
+    _assert_absent(text, token, _password(served.env["DATABASE_URL"]))
     lines = _json_lines(text)
     assert any("Uvicorn running" in line["message"] for line in lines)  # uvicorn's own lines, as JSON
     access = [line for line in lines if line["logger"] == "geo_service.access" and line["route"] != "/health"]
@@ -220,4 +170,4 @@ def test_no_password_when_the_database_refuses_it(servers: dict[str, Served], to
         assert client.post(ITEMS, json=_feature("x"), headers={"Authorization": f"Bearer {token}"}).is_error
     text = served.stop()
     assert "password authentication failed" in text
-    _assert_absent(text, _password(served.database_url), token)
+    _assert_absent(text, _password(served.env["DATABASE_URL"]), token)
