@@ -10,7 +10,7 @@ JS_STAMP := $(ASSETS)/node_modules/.installed
 # Debian packages: what serving needs, and what the test suite adds (GDAL's clients, QGIS's Python bindings
 # and its providers, which hold the OAPIF one, for Debian's /usr/bin/python3; a browser; CJK fonts).
 RUN_PACKAGES := postgresql postgresql-postgis python3-venv
-TEST_PACKAGES := gdal-bin python3-qgis qgis-providers chromium fonts-wqy-microhei
+TEST_PACKAGES := gdal-bin python3-qgis qgis-providers chromium fonts-wqy-microhei nginx
 
 .PHONY: run test bench setup setup-test system-run system-test python-env web-assets lint clean-db
 

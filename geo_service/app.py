@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from geo_service.caching import install_cache_policy
 from geo_service.catalog import Catalog, load_catalog
 from geo_service.compression import install_compression
 from geo_service.db.engine import async_engine, database_url, read_pool
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     install_compression(app)
     install_cors(app, settings)
     install_security_headers(app)
+    install_cache_policy(app)
     # the data routes first: plain routes, matched before the routers (see geo_service.ogc.dependencies)
     app.router.routes[:0] = [*items.routes, *tiles.routes]
     for router in (

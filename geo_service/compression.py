@@ -21,8 +21,8 @@ def accepts_gzip(scope: Scope) -> bool:
 class CompressionMiddleware:
     """gzip (starlette's `GZipMiddleware`) for clients that accept it, marking the ETag of a compressed
     response (`"abc"` → `"abc-gzip"`; conditional requests strip the mark). A request that does not accept
-    gzip goes straight to the app: no wrapper per response message. Its response needs no
-    `Vary: Accept-Encoding` (a cache may give the plain body to anyone); the compressed one has it."""
+    gzip goes straight to the app: no wrapper per response message. `Vary` is set by the caching policy
+    (`geo_service.caching`)."""
 
     def __init__(self, app: ASGIApp, minimum_size: int, compresslevel: int) -> None:
         self.app = app

@@ -104,7 +104,7 @@ async def feature_history(
         "versions": versions,
         "links": [{"href": url(request, settings, f"{base}/history"), "rel": "self", "type": JSON}],
     }
-    return json_response(body, JSON, {"Cache-Control": "no-cache"})
+    return json_response(body, JSON)
 
 
 @router.post("/collections/{collection_id}/items/{feature_id}/revert", include_in_schema=False)
@@ -213,4 +213,4 @@ async def deleted_features(
             for r in rows
         ],
     }
-    return json_response(body, JSON, {"Cache-Control": "no-cache"})
+    return json_response(body, JSON)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from branca.element import CssLink, Element, Figure, JavascriptLink
 
+from geo_service.caching import versioned
 from geo_service.mapview.derived_css import DERIVED_FILES, NODE_MODULES
 
 VENDOR_URL = "/static/vendor/"
@@ -85,8 +86,8 @@ class UnmappedAssetError(RuntimeError):
 
 
 def vendor_url(path: str) -> str:
-    """The URL at which the service serves a vendor-tree path."""
-    return VENDOR_URL + path
+    """The URL at which the service serves a vendor-tree path (versioned: cached for good)."""
+    return versioned(VENDOR_URL + path)
 
 
 def package_of(path: str) -> str:

@@ -14,6 +14,7 @@ import folium
 from branca.element import MacroElement
 from folium.template import Template
 
+from geo_service.caching import versioned
 from geo_service.catalog import (
     ACCURACY_LABELS,
     STATUS_LABELS,
@@ -34,8 +35,8 @@ from geo_service.settings import Settings
 
 GEOMAN_JS = vendor_url("@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.js")
 GEOMAN_CSS = vendor_url("@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css")
-EDITOR_JS = "/static/app/jxplan-editor.js"
-EDITOR_CSS = "/static/app/jxplan-editor.css"
+EDITOR_JS = versioned("/static/app/jxplan-editor.js")
+EDITOR_CSS = versioned("/static/app/jxplan-editor.css")
 
 # Which Geoman drawing tool makes each layer geometry type (single parts are promoted by the server).
 DRAW_TOOLS = {

@@ -10,14 +10,15 @@ from folium.elements import ElementAddToElement
 from folium.map import Layer
 from folium.template import Template
 
+from geo_service.caching import versioned
 from geo_service.catalog import Layer as CatalogLayer
 from geo_service.catalog import LayerStyle
 from geo_service.mapview.assets import vendor_url
 from geo_service.mapview.inert import add_links, render_inert
 from geo_service.mapview.styles import page_config, style_config
 
-APP_JS = "/static/app/jxplan-map.js"
-APP_CSS = "/static/app/jxplan-map.css"
+APP_JS = versioned("/static/app/jxplan-map.js")
+APP_CSS = versioned("/static/app/jxplan-map.css")
 CJK_FONT_CSS = vendor_url("@fontsource-variable/noto-sans-sc/index.css")
 
 # One request normally fetches a whole layer; the script follows `next` links when the server pages.

@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from geo_service.caching import ASSET_VERSION
 from geo_service.catalog import ACCURACY_LABELS, STATUS_LABELS
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -20,4 +21,5 @@ def render(
     """Render one of the API's templates."""
     context.setdefault("status_labels", STATUS_LABELS)
     context.setdefault("accuracy_labels", ACCURACY_LABELS)
+    context.setdefault("asset_version", ASSET_VERSION)
     return TEMPLATES.TemplateResponse(request, template, context, headers=headers)

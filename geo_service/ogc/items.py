@@ -340,7 +340,7 @@ async def _feature_version(engine: AsyncEngine, layer: Layer, feature_id: int, r
             f"Feature {feature_id} of {layer.id} has no version {version}; its versions are listed at "
             f"/collections/{layer.id}/items/{feature_id}/history."
         )
-    headers = {"ETag": feature_etag(feature_id, version, "version"), "Cache-Control": "no-cache"}
+    headers = {"ETag": feature_etag(feature_id, version, "version")}
     return Response(content=row.feature, media_type=GEOJSON, headers=headers)
 
 

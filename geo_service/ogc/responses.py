@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi import Request, Response
 
-CACHE_CONTROL = "public, max-age=0, must-revalidate"
 GZIP_SUFFIX = "-gzip"  # a compressed body is another representation: its strong ETag must differ
 
 
@@ -37,8 +36,8 @@ def http_date(moment: datetime) -> str:
 
 
 def cache_headers(etag: str, last_modified: datetime | None) -> dict[str, str]:
-    """Validators and a policy that makes clients revalidate (edits must show at once)."""
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept"}
+    """The validators (the caching policy itself is `geo_service.caching`'s: revalidate every time)."""
+    headers = {"ETag": etag}
     if last_modified is not None:
         headers["Last-Modified"] = http_date(last_modified)
     return headers

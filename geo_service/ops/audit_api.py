@@ -66,4 +66,4 @@ async def audit_log(
             }
         ],
     }
-    return json_response(body, JSON, {"Cache-Control": "no-store"})
+    return json_response(body, JSON)

@@ -20,7 +20,6 @@ from geo_service.errors import PROBLEM_JSON, NotReady
 from geo_service.ogc.responses import json_response
 
 READY_TIMEOUT = 2.0  # seconds; a probe's own timeout is usually a few seconds
-NO_STORE = {"Cache-Control": "no-store"}
 VERSION_SQL = "SELECT version_num FROM alembic_version"
 
 router = APIRouter()
@@ -86,7 +85,7 @@ async def _database_revisions(pool: ReadPool) -> set[str]:
 @router.get("/health", include_in_schema=False)
 async def health() -> Response:
     """Alive: the process answers (the database is not asked)."""
-    return json_response({"status": "ok", "version": __version__}, "application/json", headers=NO_STORE)
+    return json_response({"status": "ok", "version": __version__}, "application/json")
 
 
 @router.get("/ready", include_in_schema=False)
@@ -97,7 +96,7 @@ async def ready(request: Request) -> Response:
     if (problem := readiness.schema_problem(revisions)) is not None:
         raise problem
     body = {"status": "ready", "database": "reachable", "migration": ", ".join(sorted(revisions))}
-    return json_response(body, "application/json", headers=NO_STORE)
+    return json_response(body, "application/json")
 
 
 def openapi_paths() -> dict[str, Any]:

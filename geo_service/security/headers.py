@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
@@ -49,6 +49,9 @@ _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\ssrc=)[^>]*>(.*?)</script>", re.I
 _INLINE_STYLE = re.compile(rb"<style[^>]*>(.*?)</style>", re.IGNORECASE | re.DOTALL)
 
 
+RawHeaders = list[tuple[bytes, bytes]]  # an ASGI response's headers
+
+
 def _hash(block: bytes) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(block).digest()).decode("ascii") + "'"
 
@@ -75,45 +78,62 @@ def page_response(html: str, img_origins: Iterable[str] = ()) -> HTMLResponse:
     return HTMLResponse(body, headers={"Content-Security-Policy": page_policy(body, img_origins)})
 
 
-class SecurityHeaders:
-    """Pure ASGI middleware adding the headers at the start of each response (bodies pass untouched)."""
+class ResponseHeaders:
+    """Pure ASGI middleware that changes only the headers at the start of each response (bodies pass
+    untouched): subclasses say how, in `rewrite`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.always = [
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", REFERRER_POLICY.encode()),
-        ]
-        self.html_policy = (b"content-security-policy", DEFAULT_POLICY.encode())
+
+    def rewrite(self, scope: Scope, headers: RawHeaders, status: int) -> RawHeaders:
+        """The headers to send instead of `headers`."""
+        raise NotImplementedError
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
-        async def send_with_headers(message: Message) -> None:
+        async def send_rewritten(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                names = {name.lower() for name, _ in headers}
-                headers.extend(pair for pair in self.always if pair[0] not in names)
-                if b"content-security-policy" not in names:
-                    html = any(
-                        n.lower() == b"content-type" and v.startswith(b"text/html") for n, v in headers
-                    )
-                    if html:
-                        headers.append(self.html_policy)
-                message["headers"] = headers
+                message["headers"] = self.rewrite(scope, list(message.get("headers", ())), message["status"])
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, send_rewritten)
+
+
+class SecurityHeaders(ResponseHeaders):
+    """Adds the security headers to each response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__(app)
+        self.always = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", REFERRER_POLICY.encode()),
+        ]
+        self.html_policy = (b"content-security-policy", DEFAULT_POLICY.encode())
+
+    def rewrite(self, scope: Scope, headers: RawHeaders, status: int) -> RawHeaders:
+        names = {name.lower() for name, _ in headers}
+        headers.extend(pair for pair in self.always if pair[0] not in names)
+        if b"content-security-policy" not in names:
+            html = any(n.lower() == b"content-type" and v.startswith(b"text/html") for n, v in headers)
+            if html:
+                headers.append(self.html_policy)
+        return headers
+
+
+def install_outermost(app: FastAPI, middleware: Callable[[ASGIApp], ASGIApp]) -> None:
+    """Wrap the whole stack of `app` in `middleware`, so that it sees every response, the 500s included:
+    outside Starlette's error middleware (which `add_middleware` would place it inside)."""
+    build = app.build_middleware_stack
+
+    def build_wrapped() -> ASGIApp:
+        return middleware(build())
+
+    app.build_middleware_stack = build_wrapped  # type: ignore[method-assign]
 
 
 def install_security_headers(app: FastAPI) -> None:
-    """Add the security headers to every response of `app`, its 500s included: the middleware wraps the
-    whole stack, outside Starlette's error middleware (which `add_middleware` would place it inside)."""
-    build = app.build_middleware_stack
-
-    def build_with_headers() -> ASGIApp:
-        return SecurityHeaders(build())
-
-    app.build_middleware_stack = build_with_headers  # type: ignore[method-assign]
+    """Add the security headers to every response of `app`, its 500s included."""
+    install_outermost(app, SecurityHeaders)

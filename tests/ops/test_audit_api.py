@@ -30,7 +30,7 @@ def admin(writable: Writable) -> dict[str, str]:
 def test_admin_reads_the_newest_entries(writable: Writable, admin: dict[str, str]) -> None:
     """Entries of the last day, newest first; `limit` bounds them, `since` reaches further back."""
     response = writable.client.get("/audit", headers=admin)
-    assert response.status_code == 200 and response.headers["cache-control"] == "no-store"
+    assert response.status_code == 200 and response.headers["cache-control"] == "private, no-store"
     body = response.json()
     ids = [e["request_id"] for e in body["entries"]]
     assert ids[:3] == ["probe-2", "probe-1", "probe-0"]

@@ -50,7 +50,7 @@ def test_health_without_database_and_ready_says_unreachable(settings: Settings, 
         health = client.get("/health")
         assert time.monotonic() - started < 0.5
         assert health.status_code == 200 and health.json()["status"] == "ok"
-        assert health.headers["cache-control"] == "no-store"
+        assert health.headers["cache-control"] == "private, no-store"
         ready = client.get("/ready")
         body = check_problem(ready, 503, "not reachable", "PostgreSQL", "jxplan db start")
         assert ready.headers["retry-after"] == "5"
@@ -80,7 +80,7 @@ def test_ready_when_at_head(client: TestClient) -> None:
     assert response.status_code == 200, response.text
     (head,) = head_revisions()
     assert response.json() == {"status": "ready", "database": "reachable", "migration": head}
-    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["cache-control"] == "private, no-store"
 
 
 def test_ready_names_the_migration_to_apply(
