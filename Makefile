@@ -8,7 +8,8 @@ PY_STAMP := $(VENV)/.installed
 JS_STAMP := $(ASSETS)/node_modules/.installed
 
 # Debian packages: what serving needs, and what the test suite adds (GDAL's clients, QGIS's Python bindings
-# and its providers, which hold the OAPIF one, for Debian's /usr/bin/python3; a browser; CJK fonts).
+# and its providers, which hold the OAPIF one, for Debian's /usr/bin/python3; a browser; CJK fonts; nginx, which
+# the tests run as a caching proxy of their own: the system service the package starts is stopped again).
 RUN_PACKAGES := postgresql postgresql-postgis python3-venv
 TEST_PACKAGES := gdal-bin python3-qgis qgis-providers chromium fonts-wqy-microhei nginx
 
@@ -39,6 +40,10 @@ define apt_install
 	  echo "Installing system packages:$$missing"; \
 	  $$SUDO apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  case " $$missing " in *" nginx "*) \
+	    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then \
+	      $$SUDO systemctl disable --now nginx >/dev/null 2>&1 || true; fi ;; \
+	  esac; \
 	fi
 endef
 
