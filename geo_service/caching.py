@@ -92,24 +92,21 @@ class CachePolicy(ResponseHeaders):
 
     def rewrite(self, scope: Scope, headers: RawHeaders, status: int) -> RawHeaders:
         content_type = b""
-        vary: bytes | None = None
+        varies: RawHeaders = []  # every Vary the routes and middleware set (CORS, compression, …)
         kept = []
         for name, value in headers:
             lowered = name.lower()
             if lowered == b"content-type":
                 content_type = value
             if lowered == _VARY:
-                vary = value
+                varies.append((name, value))
             elif lowered != _CACHE_CONTROL:
                 kept.append((name, value))
         control, wanted_vary = cache_policy(scope, status, content_type)
         if control == REVALIDATE:
             kept.insert(0, _STALE_FOR_NGINX)
         kept.append((_CACHE_CONTROL, control.encode()))
-        if wanted_vary is not None:
-            kept.append((_VARY, wanted_vary.encode()))
-        elif vary is not None:
-            kept.append((_VARY, vary))
+        kept.extend([(_VARY, wanted_vary.encode())] if wanted_vary is not None else varies)
         return kept
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 
 from fastapi import FastAPI
@@ -78,16 +79,16 @@ def page_response(html: str, img_origins: Iterable[str] = ()) -> HTMLResponse:
     return HTMLResponse(body, headers={"Content-Security-Policy": page_policy(body, img_origins)})
 
 
-class ResponseHeaders:
+class ResponseHeaders(ABC):
     """Pure ASGI middleware that changes only the headers at the start of each response (bodies pass
     untouched): subclasses say how, in `rewrite`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
+    @abstractmethod
     def rewrite(self, scope: Scope, headers: RawHeaders, status: int) -> RawHeaders:
         """The headers to send instead of `headers`."""
-        raise NotImplementedError
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
