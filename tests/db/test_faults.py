@@ -565,6 +565,34 @@ def test_aborted_downloads_give_their_connections_back(bench: Bench) -> None:
         assert whole.status_code == 200 and whole.json()["numberReturned"] == 5000
 
 
+def _frozen_mid_page(engine: Engine, sock: socket.socket) -> tuple[int, bytes] | None:
+    """Stop the backend building the page as soon as it is seen running, then let it run in slices of a few
+    milliseconds until the client has the response's first bytes: the backend is then stopped mid-page, its
+    first rows sent and the rest not yet built. Its pid and those bytes, or None if it was never seen."""
+    deadline = time.monotonic() + 10
+    while not (active := _other_backends(engine, "active")):
+        if time.monotonic() > deadline:
+            return None
+    pid = active[0][0]
+    os.kill(pid, signal.SIGSTOP)
+    sock.settimeout(0.05)
+    try:
+        while True:
+            try:
+                if first := sock.recv(4096):
+                    return pid, first
+            except TimeoutError:
+                pass
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGCONT)
+                return None
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.003)
+            os.kill(pid, signal.SIGSTOP)
+    finally:
+        sock.settimeout(30)
+
+
 def _read_until_closed(sock: socket.socket) -> bytes:
     chunks = []
     sock.settimeout(30)
@@ -609,17 +637,13 @@ def _stream_cut(bench: Bench) -> None:
         for _attempt in range(5):
             with socket.create_connection((parts.hostname, parts.port)) as sock:
                 sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
-                first = sock.recv(4096)
-                assert first.startswith(b"HTTP/1.1 200"), first[:200]
-                streaming = _other_backends(bench.engine, "active")
-                if len(streaming) != 1:
+                frozen = _frozen_mid_page(bench.engine, sock)
+                if frozen is None:
                     _read_until_closed(sock)
-                    continue  # the page was already produced: try again
-                pid = streaming[0][0]
-                os.kill(pid, signal.SIGSTOP)
+                    continue  # the page was produced before its backend was seen: try again
+                pid, first = frozen
+                assert first.startswith(b"HTTP/1.1 200"), first[:200]
                 try:
-                    if not _other_backends(bench.engine, "active"):
-                        continue  # finished just before it was frozen
                     with bench.engine.connect() as conn:
                         assert conn.scalar(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
                 finally:
