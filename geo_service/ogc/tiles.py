@@ -4,7 +4,8 @@ Paths follow the standard: `/collections/{id}/tiles/WebMercatorQuad/{tileMatrix}
 (zoom, then row = y, then column = x) for one layer, and `/tiles/WebMercatorQuad/…` for the whole plan with
 one MVT layer per collection. One SQL statement per tile: `ST_TileEnvelope` gives the tile, the features are
 found through the GiST index of their stored Web Mercator geometry (`geom_3857`, so nothing is transformed
-per request), simplified to the tile's pixel size, clipped by `ST_AsMVTGeom` and encoded by `ST_AsMVT`.
+per request), simplified to the tile's pixel size, clipped by `ST_AsMVTGeom` and encoded by `ST_AsMVT`
+with the properties the layer's catalogue entry names for that zoom (`tiles.properties`: few at low zoom).
 The tile's ETag is derived from the layer versions, so an edit changes it at once; an empty tile is 204.
 Tileset metadata, TileJSON 3.0 and the tile matrix set definition (from morecantile) describe them.
 """
