@@ -93,6 +93,13 @@ CATALOG_FILE = "catalog.yaml"  # the plan layers, each with its seed file
 BENCH_FILE = "bench.yaml"  # generated benchmark layers (no seed file), only with JXPLAN_BENCH_LAYERS
 # property names double as `/items` query parameters (`?status=planned`), so none may be a standard one
 RESERVED_NAMES = {"f", "limit", "bbox", "datetime", "crs", "filter", "sortby", "properties", "cursor", "id"}
+MAX_TILE_ZOOM = 22  # the deepest tile matrix served (WebMercatorQuad 0–22)
+# what a layer's vector tiles carry when its catalogue entry does not say (besides the feature id, which
+# every tile feature carries as its MVT id): enough to style, label and link to the feature
+DEFAULT_TILE_PROPERTIES = ("code", "name_zh", "name_en", "category", "status", "accuracy")
+# the properties the map's tile styling reads at every zoom: the status (dash, class, the status filter)
+# and the accuracy (schematic features drawn faded); the property a style colours `by` comes on top
+STYLE_TILE_PROPERTIES = ("status", "accuracy")
 
 
 class Bilingual(BaseModel):
@@ -127,6 +134,34 @@ class LayerStyle(BaseModel):
     z_index: int = 400
 
 
+class TileStep(BaseModel):
+    """From `min_zoom` on (until the next step's), a layer's tiles carry these properties: a list of names,
+    or `all` (every property the layer declares)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_zoom: int = Field(ge=0, le=MAX_TILE_ZOOM)
+    properties: list[str] | Literal["all"]
+
+
+class LayerTiles(BaseModel):
+    """How a layer's vector tiles are made: which properties they carry at which zooms.
+
+    ```yaml
+    tiles:
+      properties:
+        - {min_zoom: 0, properties: [status, accuracy, land_use]}
+        - {min_zoom: 14, properties: all}
+    ```
+    Steps in rising `min_zoom`, the first at 0; each carries at least what the one before it carries.
+    A layer that does not say carries DEFAULT_TILE_PROPERTIES (and the property its style colours by) at
+    every zoom."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    properties: list[TileStep] = Field(min_length=1)
+
+
 class Layer(BaseModel):
     """One catalogue entry: a collection of features with a declared geometry type and property schema."""
 
@@ -145,6 +180,7 @@ class Layer(BaseModel):
     required: list[str] = Field(default_factory=list)
     style: LayerStyle = Field(default_factory=LayerStyle)
     editable: bool = True
+    tiles: LayerTiles | None = None
 
     @field_validator("id")
     @classmethod
@@ -168,7 +204,93 @@ class Layer(BaseModel):
             raise ValueError(
                 f"layer {self.id}: property names {bad} must be lower-case letters, digits and _"
             )
+        self._check_tiles()
         return self
+
+    def _check_tiles(self) -> None:
+        """The `tiles.properties` steps: zooms rising from 0, known names, never fewer than before, and at
+        every zoom what the map's tile styling reads."""
+        where = f"layer {self.id}: tiles.properties"
+        steps = self.tile_steps
+        if steps[0].min_zoom != 0:
+            raise ValueError(f"{where}: the first step must start at min_zoom 0, not {steps[0].min_zoom}")
+        known = self.property_names
+        carried: list[str] = []
+        for before, step in zip([None, *steps], steps, strict=False):
+            if before is not None and step.min_zoom <= before.min_zoom:
+                raise ValueError(
+                    f"{where}: min_zoom must rise from step to step ({step.min_zoom} follows "
+                    f"{before.min_zoom})"
+                )
+            if step.properties == "all":
+                names = known
+            else:
+                names = step.properties
+                if "id" in names:
+                    raise ValueError(
+                        f"{where}: leave out `id` (zoom {step.min_zoom}): every tile feature carries "
+                        "the feature id as its MVT id"
+                    )
+                unknown = [n for n in names if n not in known]
+                if unknown:
+                    raise ValueError(
+                        f"{where}: zoom {step.min_zoom} names {unknown}, which the layer does not declare "
+                        f"(its properties: {', '.join(known)}; or `all`)"
+                    )
+                twice = sorted({n for n in names if names.count(n) > 1})
+                if twice:
+                    raise ValueError(f"{where}: zoom {step.min_zoom} names {twice} more than once")
+            dropped = [n for n in carried if n not in names]
+            if dropped:
+                raise ValueError(
+                    f"{where}: zoom {step.min_zoom} drops {dropped}, carried from a lower zoom; each step "
+                    "carries at least what the one before it carries"
+                )
+            carried = list(names)
+        styled = [*STYLE_TILE_PROPERTIES, *([self.style.by] if self.style.by else [])]
+        self.check_tile_styling(styled, "the map's tile styling reads it")
+
+    @cached_property
+    def tile_steps(self) -> list[TileStep]:
+        """The declared `tiles.properties` steps, or the default: one step from zoom 0."""
+        if self.tiles is not None:
+            return self.tiles.properties
+        names = list(DEFAULT_TILE_PROPERTIES)
+        if self.style.by and self.style.by not in names and self.style.by in self.property_names:
+            names.append(self.style.by)
+        return [TileStep(min_zoom=0, properties=names)]
+
+    def check_tile_styling(self, names: list[str], why: str) -> None:
+        """A `ValueError` unless every zoom's tiles carry these (declared) properties."""
+        for step in self.tile_steps:
+            if step.properties == "all":
+                continue
+            missing = [n for n in names if n in self.property_names and n not in step.properties]
+            if missing:
+                raise ValueError(
+                    f"layer {self.id}: tiles.properties from zoom {step.min_zoom} must carry {missing} "
+                    f"({why})"
+                )
+
+    def tile_properties(self, zoom: int) -> list[str]:
+        """The properties this layer's tiles carry at `zoom`, in declaration order (the id aside)."""
+        steps = self.tile_steps
+        chosen = steps[0]
+        for step in steps:
+            if step.min_zoom <= zoom:
+                chosen = step
+        if chosen.properties == "all":
+            return self.property_names
+        wanted = set(chosen.properties)
+        return [n for n in self.property_names if n in wanted]
+
+    def tile_property_zooms(self) -> dict[str, int]:
+        """Every property some zoom's tiles carry, with the lowest zoom it appears at."""
+        zooms: dict[str, int] = {}
+        for step in self.tile_steps:
+            for name in self.tile_properties(step.min_zoom):
+                zooms.setdefault(name, step.min_zoom)
+        return {n: zooms[n] for n in self.property_names if n in zooms}
 
     @cached_property
     def json_schema(self) -> dict[str, Any]:
@@ -289,6 +411,13 @@ def load_catalog(layers_dir: Path, maps_dir: Path, *, bench_layers: bool = False
         missing = [m.layer for m in doc.layers if m.layer not in by_id]
         if missing:
             raise CatalogError(f"{path}: unknown layers {missing}")
+        for entry in doc.layers:  # a map that colours a layer by another property needs it in the tiles
+            by = entry.style.by if entry.style is not None else None
+            if by:
+                try:
+                    by_id[entry.layer].check_tile_styling([by], f"map {doc.id} colours the layer by it")
+                except ValueError as exc:
+                    raise CatalogError(f"{path}: {exc}") from exc
         maps[doc.id] = doc
     return Catalog(layers=by_id, maps=maps, layers_dir=layers_dir)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-TileKey = tuple[str, int, int, int]  # the layers' versions ("id:version,…"), z, x, y
+TileKey = tuple[str, int, int, int]  # the layers' versions ("id:version,…;" and the property set), z, x, y
 # What keeping a tile costs besides its bytes and its key's text: the key tuple, its numbers and the ordered
 # map's entry. Without it empty tiles (b"") would be free, and every edit makes new keys for them.
 ENTRY_BYTES = 256

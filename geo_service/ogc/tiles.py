@@ -4,13 +4,15 @@ Paths follow the standard: `/collections/{id}/tiles/WebMercatorQuad/{tileMatrix}
 (zoom, then row = y, then column = x) for one layer, and `/tiles/WebMercatorQuad/…` for the whole plan with
 one MVT layer per collection. One SQL statement per tile: `ST_TileEnvelope` gives the tile, the features are
 found through the GiST index of their stored Web Mercator geometry (`geom_3857`, so nothing is transformed
-per request), simplified to the tile's pixel size, clipped by `ST_AsMVTGeom` and encoded by `ST_AsMVT`.
+per request), simplified to the tile's pixel size, clipped by `ST_AsMVTGeom` and encoded by `ST_AsMVT`
+with the properties the layer's catalogue entry names for that zoom (`tiles.properties`: few at low zoom).
 The tile's ETag is derived from the layer versions, so an edit changes it at once; an empty tile is 204.
 Tileset metadata, TileJSON 3.0 and the tile matrix set definition (from morecantile) describe them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -22,7 +24,7 @@ import morecantile
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.routing import Route
 
-from geo_service.catalog import Catalog, Layer
+from geo_service.catalog import MAX_TILE_ZOOM, Catalog, Layer
 from geo_service.db.engine import ReadPool, reading
 from geo_service.errors import InvalidParameter, NotFound
 from geo_service.ogc.dependencies import get_catalog, get_layer, get_settings, path_layer
@@ -43,12 +45,12 @@ TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
 REL_TILING_SCHEME = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
 REL_TILESETS_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 REL_TILING_SCHEMES = "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes"
-MAX_ZOOM = 22
+MAX_ZOOM = MAX_TILE_ZOOM
 EXTENT = 4096  # MVT grid units per tile side
 BUFFER = 64  # grid units drawn beyond the edge, so strokes do not break at tile borders
 SIMPLIFY_FROM = 32  # vertices: simpler geometries are not simplified before clipping
-# the properties every tile carries (small, enough to style, label and link to the feature)
-TILE_PROPERTIES = ("code", "name_zh", "name_en", "category", "status", "accuracy")
+# how a property's kind reads in TileJSON's `fields` (tippecanoe's words) and in a tileset's schema
+_FIELD_TYPE = {"string": "String", "number": "Number", "integer": "Number", "boolean": "Boolean"}
 _INT = re.compile(r"^(0|[1-9][0-9]{0,9})$")
 _DIMENSION = {
     "Point": 0,
@@ -84,10 +86,23 @@ def _tile_index(tms_id: str, z: str, row: str, col: str) -> tuple[int, int, int]
     return zoom, x, y
 
 
-def _layer_select(layer: Layer, index: int) -> str:
-    """SQL of one MVT layer of the tile: simplified, clipped, encoded (empty bytes when nothing is there)."""
+def tile_columns(layer: Layer, zoom: int) -> list[str]:
+    """The SQL of the properties the layer's tiles carry at `zoom` (its catalogue's `tiles.properties`),
+    each `AS` its name; arrays as their JSON text (an MVT value is a scalar)."""
     fields = layer_fields(layer)
-    columns = ", ".join(f'{fields[name].sql} AS "{name}"' for name in TILE_PROPERTIES if name in fields)
+    columns = []
+    for name in layer.tile_properties(zoom):
+        field = fields.get(name)
+        if field is None:
+            continue
+        sql = f"({field.sql})::text" if field.kind == "array" else field.sql
+        columns.append(f'{sql} AS "{name}"')
+    return columns
+
+
+def _layer_select(layer: Layer, index: int, zoom: int) -> str:
+    """SQL of one MVT layer of the tile: simplified, clipped, encoded (empty bytes when nothing is there)."""
+    columns = "".join(f"{c}, " for c in tile_columns(layer, zoom))
     geometry = "f.geom_3857"
     if _DIMENSION[layer.geometry_type] > 0:
         # drop detail finer than a quarter of a screen pixel (a 256-pixel tile) before clipping, from lines
@@ -97,7 +112,7 @@ def _layer_select(layer: Layer, index: int) -> str:
         geometry = f"CASE WHEN ST_NPoints({geometry}) > {SIMPLIFY_FROM} THEN {simplified} ELSE {geometry} END"
     return f"""
         (SELECT COALESCE(ST_AsMVT(t, :name{index}, {EXTENT}, 'geom', 'id'), ''::bytea) FROM (
-            SELECT f.id, {columns},
+            SELECT f.id, {columns}
                    ST_AsMVTGeom({geometry}, b.envelope, {EXTENT}, {BUFFER}, true) AS geom
             FROM features f, bounds b
             WHERE f.layer_id = :name{index} AND f.geom_3857 && b.search
@@ -117,7 +132,7 @@ def tile_sql(layers: list[Layer], z: int, x: int, y: int, *, state: bool = False
     """One statement giving the tile's bytes (`tile`): the named layers' MVT layers, concatenated; with
     `state`, also the layers' states (`states`, STATES_SQL), so that one round trip gives tile and ETag."""
     margin = BUFFER / EXTENT
-    parts = " || ".join(_layer_select(layer, i) for i, layer in enumerate(layers))
+    parts = " || ".join(_layer_select(layer, i, z) for i, layer in enumerate(layers))
     states = f"{STATES_SQL} AS states, " if state else ""
     sql = f"""
         WITH bounds AS (
@@ -141,6 +156,13 @@ def tile_statement(layers: list[Layer], z: int, x: int, y: int) -> Any:
     return tile_sql(layers, z, x, y).clause()
 
 
+def property_set(layers: list[Layer], zoom: int) -> str:
+    """A short fingerprint of the properties the layers' tiles carry at `zoom`: part of the tile's cache key
+    and ETag, so a catalogue that changes them never gets an older tile's bytes or a 304 for them."""
+    names = ";".join(f"{layer.id}:{','.join(layer.tile_properties(zoom))}" for layer in layers)
+    return hashlib.sha256(names.encode()).hexdigest()[:12]
+
+
 def _versions(layers: list[Layer], states: bytes | str | None) -> tuple[str, datetime]:
     """The layers' versions as one text, and their latest change; 404 if one was never loaded."""
     found = {row[0]: (row[1], datetime.fromisoformat(row[2])) for row in json.loads(states or "[]")}
@@ -157,12 +179,14 @@ async def _tile_response(
     reject_unknown(request.query_params, [])
     cache: TileCache = request.app.state.tile_cache
     conditional = is_conditional(request)
+    carried = property_set(layers, z)
     async with reading(pool) as conn:
         if conditional or cache.enabled:  # the layers' versions first: a 304 or a cached tile costs no tile
             ids = [layer.id for layer in layers]
             cur = await conn.execute(*Sql(f"SELECT {STATES_SQL}", {"layer_ids": ids}).psycopg())
             row = await cur.fetchone()
             versions, updated = _versions(layers, None if row is None else row[0])
+            versions = f"{versions};{carried}"
             etag = etag_for("tile", versions, z, x, y)
             if conditional and (cached := not_modified(request, etag, updated)) is not None:
                 return cached
@@ -175,6 +199,7 @@ async def _tile_response(
     states, tile = row
     # the versions of the tile's own snapshot: an edit between the two statements keys it under the new ones
     versions, updated = _versions(layers, states)
+    versions = f"{versions};{carried}"
     cache.put((versions, z, x, y), tile or b"")
     return _tile_body(tile, etag_for("tile", versions, z, x, y), updated)
 
@@ -219,6 +244,17 @@ def _tile_template(request: Request, settings: Settings, prefix: str) -> str:
     return url(request, settings, f"{prefix}/tiles/{TMS_ID}") + "/{tileMatrix}/{tileRow}/{tileCol}"
 
 
+def _field_type(layer: Layer, name: str) -> str:
+    """A tile property's type as TileJSON names it: arrays are carried as their JSON text."""
+    return _FIELD_TYPE.get(layer_fields(layer)[name].kind, "String")
+
+
+def _tile_fields(layer: Layer) -> dict[str, int]:
+    """Every property some zoom of the layer's tiles carries, with the lowest zoom that carries it."""
+    fields = layer_fields(layer)
+    return {n: z for n, z in layer.tile_property_zooms().items() if n in fields}
+
+
 def _vector_layer(layer: Layer) -> dict[str, Any]:
     fields = layer_fields(layer)
     return {
@@ -229,12 +265,17 @@ def _vector_layer(layer: Layer) -> dict[str, Any]:
         "geometryDimension": _DIMENSION[layer.geometry_type],
         "minTileMatrix": "0",
         "maxTileMatrix": str(MAX_ZOOM),
+        # every property a tile may carry; `x-minTileMatrix`, the first tile matrix whose tiles carry it
+        # (lower zooms carry fewer: the catalogue's `tiles.properties`); the feature id is the MVT id
         "propertiesSchema": {
             "type": "object",
             "properties": {
-                name: {"type": "string", "title": fields[name].schema.get("title", name)}
-                for name in TILE_PROPERTIES
-                if name in fields
+                name: {
+                    "type": _field_type(layer, name).lower(),
+                    "title": fields[name].schema.get("title", name),
+                    "x-minTileMatrix": str(zoom),
+                }
+                for name, zoom in _tile_fields(layer).items()
             },
         },
     }
@@ -291,7 +332,9 @@ def _tilejson(
                 "description": str(layer.title),
                 "minzoom": 0,
                 "maxzoom": MAX_ZOOM,
-                "fields": {n: "String" for n in TILE_PROPERTIES if n in layer_fields(layer)},
+                "fields": {n: _field_type(layer, n) for n in _tile_fields(layer)},
+                # not in TileJSON 3.0 (which allows further keys): the lowest zoom carrying each field
+                "fields_minzoom": _tile_fields(layer),
             }
             for layer in layers
         ],
