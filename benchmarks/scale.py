@@ -27,7 +27,8 @@ import httpx
 from sqlalchemy import Engine
 
 from benchmarks import database, report
-from benchmarks.loadgen import Sample, ensure_wrk, run_http, run_wrk
+from benchmarks.loadgen import Sample, ensure_wrk, nearest_rank, run_http, run_wrk
+from benchmarks.replica import streaming_replica
 from benchmarks.servers import OUTPUT, Server, jxplan_server
 from benchmarks.workloads import Dataset, Workload, build_workloads
 from geo_service.bench import BENCH_LAYER
@@ -140,8 +141,6 @@ class WriteSample:
 
 
 def _ms(values: Sequence[float], p: float) -> float:
-    from benchmarks.loadgen import nearest_rank
-
     return nearest_rank(values, p) * 1000
 
 
@@ -185,12 +184,13 @@ def _servers(
         if wanted["w2"]:
             servers["w2"] = jxplan_server("scale-w2", url, workers=2, tile_cache_mb=tile_cache_mb)
         if wanted["replica"] and replica_url is not None:
+            routed = routes_reads()
             servers["replica"] = jxplan_server(
                 "scale-replica",
-                url,
+                url if routed else replica_url,
                 workers=1,
                 tile_cache_mb=tile_cache_mb,
-                env={"JXPLAN_READ_DATABASE_URLS": replica_url},
+                env={"JXPLAN_READ_DATABASE_URLS": replica_url} if routed else {},
             )
         found: dict[str, Leg] = {}
         for name, server in servers.items():
@@ -297,7 +297,7 @@ def measure_writes(base_url: str, token: str, feature_id: Any, seconds: float, m
 def run_writes(args: argparse.Namespace, engine: Engine, legs: dict[str, Leg], result: ScaleResult) -> None:
     """Edits per second through the 1-worker service, and through the one reading on a replica, in
     interleaved rounds; the editing key is revoked afterwards."""
-    targets = [name for name in ("w1", "replica") if name in legs]
+    targets = [name for name in ("w1", "replica") if name in legs and (name != "replica" or routes_reads())]
     if args.write_seconds <= 0 or not targets:
         return
     catalog = load_catalog(Settings().layers_dir, Settings().maps_dir)
@@ -453,11 +453,23 @@ def write_report(result: ScaleResult, output: Path, *, date: str, settings: dict
 # -- the run ------------------------------------------------------------------------------------------------
 
 
+def routes_reads() -> bool:
+    """Whether this service sends reads to `JXPLAN_READ_DATABASE_URLS` (else the replica leg serves from the
+    replica alone: reads only, no edits)."""
+    return "read_database_urls" in Settings.model_fields
+
+
 def _replica(
-    args: argparse.Namespace, url: str, scratch: Path
+    args: argparse.Namespace, target: database.Target
 ) -> contextlib.AbstractContextManager[str | None]:
-    """The replica to read from: --replica-url as given, else none (the leg is then left out)."""
-    return contextlib.nullcontext(args.replica_url)
+    """The replica to read from: --replica-url as given; else, on the embedded cluster, a streaming replica
+    made for the run (benchmarks/replica.py); else none (the leg is left out)."""
+    if args.replica_url or "replica" not in args.legs:
+        return contextlib.nullcontext(args.replica_url)
+    if target.origin.startswith("embedded"):
+        print("Starting a streaming replica (pg_basebackup -R) …", flush=True)
+        return streaming_replica(target.url)
+    return contextlib.nullcontext(None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -485,10 +497,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         result.descriptions = {w.key: w.description for w in workloads}
         with tempfile.TemporaryDirectory(prefix="jxplan-scale-") as scratch_dir:
             scratch = Path(scratch_dir)
-            with _replica(args, target.url, scratch) as replica_url:
+            with _replica(args, target) as replica_url:
                 if "replica" in args.legs and replica_url is None:
                     result.legs.remove("replica")
                     result.skipped.append("the replica leg: no replica (give --replica-url)")
+                elif "replica" in args.legs and not routes_reads():
+                    result.notes.append(
+                        "This version of the service has no `JXPLAN_READ_DATABASE_URLS`: the replica leg's"
+                        " service has the replica as its only database (`DATABASE_URL`), so it measures reads"
+                        " served by a streaming replica; its edits are not measured."
+                    )
                 with _servers(target.url, replica_url, result.legs, args.tile_cache, scratch) as legs:
                     print(f"\n== reads, tile cache {args.tile_cache} MiB per process ==", flush=True)
                     result.cells = asyncio.run(measure_reads(args, wrk, legs, workloads))
