@@ -376,6 +376,27 @@ def per_core(cells: Sequence[report.Cell], leg: str, cores: int) -> dict[str, fl
     return {c.workload: _rate(c, leg) / cores for c in cells if c.concurrency == top and leg in c.samples}
 
 
+READING = [
+    "- **One machine, two cores, shared.** PostgreSQL, its replica, every service process, nginx and wrk"
+    " share the same two cores (and other work on the machine): a second worker or a replica here adds"
+    " processes, not"
+    " cores. So this run shows what each part *costs* and that it works under load, not how far it scales;"
+    " on separate machines each replica or worker brings its own cores. Compare legs within this run only.",
+    "- **Tile cache on** in the main run (32 MiB per process unless `--tile-cache` said otherwise), as"
+    " deployed: a repeated tile is one short statement (the layer's version) and bytes from memory. The"
+    " cold-tile run turns it off, so every tile is cut by PostGIS.",
+    "- **Through nginx** a repeated page, feature or tile is revalidated: the service answers `304` after"
+    " one short statement and nginx sends its stored copy. Where the service's own answer is already that"
+    " cheap (a feature, a cached tile) nginx adds a hop and wins nothing on this box; it wins where the body"
+    " is dear to build (pages).",
+    "- **The replica** is a streaming hot standby on the same machine and disk: it takes CPU from the primary"
+    " rather than adding any, so its column shows the overhead of reading from a replica, not capacity.",
+    "- **Edits**: one client, each edit after the last one's read; the PATCH is a transaction on the primary"
+    " (history, audit, layer version); the read after it waits for the replica only when it carries a"
+    " position the replica has not replayed yet.",
+]
+
+
 def render(result: ScaleResult, *, date: str, machine_info: dict[str, str], settings: dict[str, str]) -> str:
     """RESULTS-scale.md."""
     lines = [
@@ -388,7 +409,15 @@ def render(result: ScaleResult, *, date: str, machine_info: dict[str, str], sett
     lines += [f"> {note}" for note in result.notes] + ([""] if result.notes else [])
     lines += ["## Set-up", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in {**machine_info, **settings}.items()]
-    lines += ["", f"## Reads, tile cache on ({result.rows:,} rows)", ""]
+    lines += [
+        "",
+        "## Reading these numbers",
+        "",
+        *READING,
+        "",
+        f"## Reads, tile cache on ({result.rows:,} rows)",
+        "",
+    ]
     lines += _table(result.cells, result.legs, result.descriptions)
     if result.cold:
         lines += ["", "## Tiles, tile cache off (every tile cut by PostGIS)", ""]
