@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -512,6 +513,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("wrk is not installed and could not be installed: use --client httpx")
     layer = read_bench_layer(Settings().layers_dir, BENCH_LAYER)
     result = ScaleResult(args.rows, list(args.legs))
+    load_before = os.getloadavg()
     try:
         loaded = database.prepare_rows(target.url, engine, layer, args.rows, reload=args.reload)
         print("bench_parcels: " + ("already loaded" if loaded is None else f"generated in {loaded:.1f} s"))
@@ -553,7 +555,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     result.notes = list(args.note)
     if args.duration < DEFAULT_DURATION:
         result.notes.insert(0, f"**Short run**: {args.duration:g} s per cell. Indicative numbers only.")
+    load_after = os.getloadavg()
     settings = {
+        "Load average (1, 5, 15 min)": f"{' / '.join(f'{v:.1f}' for v in load_before)} at the start,"
+        f" {' / '.join(f'{v:.1f}' for v in load_after)} at the end (the machine is shared)",
         "Database": target.origin,
         "Duration": f"{args.duration:g} s per workload, concurrency and leg, in {args.rounds} rounds"
         " (leg order"

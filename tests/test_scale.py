@@ -83,6 +83,7 @@ def test_report_lists_every_leg_side_by_side(tmp_path: Path, monkeypatch: pytest
     assert "- the replica leg: no replica (give --replica-url)" in text
     assert "Run 2026-12-03 18:00 UTC" in text and "| Concurrency | 16 |" in text
     assert "--rows 100000" in text
+    assert "## Reading these numbers" in text and "not how far it scales" in text
     assert numbers == tmp_path / "output" / "results-scale.json"
     data = json.loads(numbers.read_text(encoding="utf-8"))
     assert data["reads"][0]["legs"]["nginx"]["req_per_s"] == 1500
