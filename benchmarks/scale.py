@@ -552,7 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         engine.dispose()
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    result.notes = list(args.note)
+    result.notes = list(args.note) + result.notes  # the run's own notes (the replica leg) after
     if args.duration < DEFAULT_DURATION:
         result.notes.insert(0, f"**Short run**: {args.duration:g} s per cell. Indicative numbers only.")
     load_after = os.getloadavg()
