@@ -69,6 +69,7 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    command: list[str] | None = None  # instead of uvicorn: a command listening on PORT (e.g. `jxplan serve`)
 
     @property
     def base_url(self) -> str:
@@ -77,7 +78,7 @@ class Server:
 
     @property
     def pid(self) -> int:
-        """The uvicorn process (the server itself: no reloader, no workers)."""
+        """The process started (uvicorn's: the server itself; `jxplan serve --workers N`: their parent)."""
         assert self.process is not None
         return self.process.pid
 
@@ -85,7 +86,7 @@ class Server:
         """Start the process and wait until `ready_path` answers 200."""
         OUTPUT.mkdir(parents=True, exist_ok=True)
         self.log_path = OUTPUT / f"{self.name}.log"
-        command = [
+        command = self.command or [
             str(self.python),
             "-m",
             "uvicorn",
@@ -102,7 +103,7 @@ class Server:
             # a scratch working directory: neither server may pick up a stray .env file
             self.process = subprocess.Popen(
                 command,
-                env={**os.environ, **self.env},
+                env={**os.environ, **self.env, **({"PORT": str(self.port)} if self.command else {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=tempfile.gettempdir(),
@@ -176,4 +177,33 @@ def tipg_server(libpq_url: str) -> Server:
             "TIPG_MAX_FEATURES_PER_TILE": "10000000",
         },
         ready_path="/healthz",
+    )
+
+
+def jxplan_server(
+    name: str,
+    database_url: str,
+    *,
+    workers: int = 1,
+    tile_cache_mb: int = 32,
+    env: dict[str, str] | None = None,
+) -> Server:
+    """`jxplan serve --workers N` with the benchmark layers on, on 127.0.0.1, its access log off (as the
+    uvicorn servers above have none), the tile cache of `tile_cache_mb` per process."""
+    jxplan = Path(sys.executable).parent / "jxplan"
+    return Server(
+        name=name,
+        python=Path(sys.executable),
+        app=[],
+        env={
+            "DATABASE_URL": database_url,
+            "JXPLAN_HOST": "127.0.0.1",
+            "JXPLAN_BENCH_LAYERS": "1",
+            "JXPLAN_TILE_CACHE_MB": str(tile_cache_mb),
+            "JXPLAN_ACCESS_LOG": "0",
+            "JXPLAN_LOG_LEVEL": "warning",
+            **(env or {}),
+        },
+        ready_path="/collections?f=json",
+        command=[str(jxplan), "serve", "--workers", str(workers)],
     )

@@ -5,13 +5,7 @@ cache (the service sends a 304 or nothing), an edit shows at once through it, an
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import NamedTuple
 
 import httpx
@@ -27,41 +21,13 @@ from geo_service.catalog import Catalog
 from geo_service.db.engine import sync_engine
 from geo_service.editing.keys import add_key
 from geo_service.loader import load
+from geo_service.ops.cacheproxy import caching_proxy
 from geo_service.settings import Settings
-from tests.conftest import _free_port, private_database, running_server
+from tests.conftest import private_database, running_server
 
 LAYER = "rail_stations"
 MERGE = {"Content-Type": "application/merge-patch+json"}
 TMS = morecantile.tms.get("WebMercatorQuad")
-
-NGINX_CONF = """\
-{user}worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log {tmp}/access.log;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    proxy_cache_path {tmp}/cache levels=1:2 keys_zone=jxplan:10m max_size=1g inactive=1d use_temp_path=off;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://{upstream};
-            proxy_http_version 1.1;
-            proxy_set_header Host $http_host;
-            proxy_cache jxplan;
-            proxy_cache_revalidate on;
-            proxy_cache_bypass $http_authorization;
-            proxy_no_cache $http_authorization;
-            add_header X-Cache-Status $upstream_cache_status always;
-        }}
-    }}
-}}
-"""
 
 
 class Proxied(NamedTuple):
@@ -72,53 +38,22 @@ class Proxied(NamedTuple):
     engine: Engine
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"nginx stopped: {log.read_text() if log.exists() else ''}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError("nginx did not start listening")
-
-
 @pytest.fixture(scope="module")
 def proxied(
     server_url: str, catalog: Catalog, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Proxied]:
     """A private loaded database served by uvicorn, with nginx caching in front of it."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    tmp = tmp_path_factory.mktemp("nginx")
     with private_database(server_url, "http_cache") as url:
         engine = sync_engine(url)
         load(engine, catalog)
         app = create_app(settings.model_copy(update={"database_url": url}), catalog)
-        with running_server(app) as base:
-            port = _free_port()
-            user = "user root;\n" if os.geteuid() == 0 else ""  # the workers must read the tmp dir
-            conf = NGINX_CONF.format(user=user, tmp=tmp, port=port, upstream=base.removeprefix("http://"))
-            (tmp / "nginx.conf").write_text(conf)
-            process = subprocess.Popen(
-                [nginx, "-c", str(tmp / "nginx.conf"), "-p", str(tmp), "-g", "daemon off;"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            try:
-                _wait_for_port(port, process, tmp / "error.log")
-                with (
-                    httpx.Client(base_url=base, timeout=30) as service,
-                    httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as proxy,
-                ):
-                    yield Proxied(service, proxy, engine)
-            finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        with (
+            running_server(app) as base,
+            caching_proxy(base, tmp_path_factory.mktemp("nginx")) as (proxy_url, _),
+            httpx.Client(base_url=base, timeout=30) as service,
+            httpx.Client(base_url=proxy_url, timeout=30) as proxy,
+        ):
+            yield Proxied(service, proxy, engine)
         engine.dispose()
 
 
