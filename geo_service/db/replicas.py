@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy.engine import make_url
 
 from geo_service.db.engine import ReadPool, read_pool
@@ -51,6 +54,31 @@ def replica_name(url: str, index: int) -> str:
     """A replica's label in /ready and metrics: host:port, never its password."""
     parsed = make_url(url)
     return f"{parsed.host or 'local'}:{parsed.port or 5432}" if parsed.host else f"replica{index}"
+
+
+# a replica that does not hand out a connection this fast is taken for down, and the read goes to the primary
+REPLICA_CONNECT_S = 0.5
+
+
+class ReplicaPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
+    """A replica's read pool that never fails a read because the replica is away: a connection it cannot
+    give within REPLICA_CONNECT_S comes from the primary's pool instead (and goes back there)."""
+
+    primary: ReadPool
+    on_failure: Callable[[BaseException], None]
+
+    async def getconn(self, timeout: float | None = None) -> psycopg.AsyncConnection[Any]:
+        try:
+            return await super().getconn(min(timeout or REPLICA_CONNECT_S, REPLICA_CONNECT_S))
+        except (PoolTimeout, psycopg.OperationalError) as error:
+            self.on_failure(error)
+            return await self.primary.getconn(timeout)
+
+    async def putconn(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if getattr(conn, "_pool", None) is self.primary:
+            await self.primary.putconn(conn)
+        else:
+            await super().putconn(conn)
 
 
 @dataclass
@@ -89,11 +117,17 @@ class Replicas:
 
     @classmethod
     def create(cls, primary: ReadPool, settings: Settings) -> Replicas:
-        replicas = [
-            Replica(replica_name(url, i), read_pool(url, settings.model_copy(update={"database_url": url})))
-            for i, url in enumerate(settings.read_database_urls, 1)
-        ]
-        return cls(settings, primary, replicas)
+        replicas = []
+        for i, url in enumerate(settings.read_database_urls, 1):
+            pool = read_pool(url, settings.model_copy(update={"database_url": url}), ReplicaPool)
+            assert isinstance(pool, ReplicaPool)
+            pool.primary = primary
+            replicas.append(Replica(replica_name(url, i), pool))
+        made = cls(settings, primary, replicas)
+        for replica in replicas:
+            assert isinstance(replica.pool, ReplicaPool)
+            replica.pool.on_failure = functools.partial(made.failed_replica, replica)
+        return made
 
     async def open(self) -> None:
         for replica in self.replicas:
@@ -193,11 +227,12 @@ class Replicas:
             except Exception as error:
                 self._skip(replica, "down", type(error).__name__)
 
-    def failed(self, name: str, error: BaseException) -> None:
-        """A read on replica `name` lost its connection: skip it until it is checked again."""
-        for replica in self.replicas:
-            if replica.name == name:
-                self._skip(replica, "down", type(error).__name__)
+    def failed_replica(self, replica: Replica, error: BaseException) -> None:
+        """A read could not get a connection of `replica`: skip it until it is checked again, and count the
+        read as the primary's."""
+        self._skip(replica, "down", type(error).__name__)
+        self.reads[replica.name] -= 1
+        self.reads[PRIMARY] += 1
 
     def status(self) -> list[dict[str, Any]]:
         """What /ready and the metrics show of each replica."""
