@@ -16,6 +16,7 @@ from geo_service.catalog import Catalog, load_catalog
 from geo_service.compression import install_compression
 from geo_service.db.engine import async_engine, database_url, read_pool
 from geo_service.db.faults import DATABASE_ERRORS, database_problem
+from geo_service.db.replicas import ReadAfterWrites, Replicas
 from geo_service.editing import history as editing_history
 from geo_service.editing import routes as editing_routes
 from geo_service.errors import PROBLEM_JSON, Problem
@@ -121,9 +122,12 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         app.state.engine = async_engine(url, settings)
         app.state.reads = read_pool(url, settings)
         await app.state.reads.open(wait=False)
+        app.state.replicas = Replicas.create(app.state.reads, settings)
+        await app.state.replicas.open()
         try:
             yield
         finally:
+            await app.state.replicas.close()
             await app.state.reads.close()
             await app.state.engine.dispose()
 
@@ -144,6 +148,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     install_cors(app, settings)
     install_security_headers(app)
     install_cache_policy(app)
+    app.add_middleware(ReadAfterWrites)
     # the data routes first: plain routes, matched before the routers (see geo_service.ogc.dependencies)
     app.router.routes[:0] = [*items.routes, *tiles.routes]
     for router in (

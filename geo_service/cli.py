@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import make_url
 
 from geo_service.bench import BENCH_LAYER, load_bench_layer
 from geo_service.catalog import CatalogError, load_catalog, read_bench_layer
@@ -18,6 +19,7 @@ from geo_service.db import backup as backups
 from geo_service.db import migrate
 from geo_service.db.embedded import ClusterError, EmbeddedCluster
 from geo_service.db.engine import database_url, ensure_database, sync_engine
+from geo_service.db.standby import Standby
 from geo_service.editing.imports import ImportProblem, import_rows, read_rows
 from geo_service.editing.keys import ROLES, KeyProblem, add_key, checked_layers, list_keys, revoke_key
 from geo_service.loader import SeedError, load
@@ -444,3 +446,66 @@ def audit_command(
                 )
             )
         )
+
+
+replica_app = typer.Typer(
+    help="Streaming read replicas of the embedded cluster on this machine.", no_args_is_help=True
+)
+db_app.add_typer(replica_app, name="replica")
+ReplicaName = Annotated[str, typer.Option("--name", help="The replica's name (lower case, digits, _).")]
+
+
+def _standby(name: str) -> Standby:
+    try:
+        return Standby(EmbeddedCluster(get_settings().data_dir), name)
+    except ClusterError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@replica_app.command("start")
+def replica_start(
+    name: ReplicaName = "r1",
+    show_url: Annotated[
+        bool,
+        typer.Option("--show-url", help="Print the URL with its password (for JXPLAN_READ_DATABASE_URLS)."),
+    ] = False,
+) -> None:
+    """Start a replica (copied from the running embedded cluster on first use) and say where it listens."""
+    standby = _standby(name)
+    try:
+        started = standby.start()
+        url = standby.url()
+    except ClusterError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(
+        f"Replica {name} {'started' if started else 'already running'} on 127.0.0.1:{standby.running_port()}."
+    )
+    typer.echo(url if show_url else make_url(url).render_as_string(hide_password=True))
+
+
+@replica_app.command("stop")
+def replica_stop(name: ReplicaName = "r1") -> None:
+    """Stop a replica (its copy is kept; `start` resumes streaming)."""
+    _standby(name).stop()
+    typer.echo(f"Replica {name} stopped.")
+
+
+@replica_app.command("status")
+def replica_status(name: ReplicaName = "r1") -> None:
+    """Say whether a replica exists and runs."""
+    standby = _standby(name)
+    port = standby.running_port()
+    if standby.state() is None:
+        typer.echo(f"Replica {name} does not exist.")
+    else:
+        typer.echo(f"Replica {name} {'running on 127.0.0.1:' + str(port) if port else 'stopped'}.")
+
+
+@replica_app.command("remove")
+def replica_remove(name: ReplicaName = "r1") -> None:
+    """Stop a replica, drop its replication slot on the primary and delete its copy."""
+    try:
+        _standby(name).remove()
+    except ClusterError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"Replica {name} removed.")

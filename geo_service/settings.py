@@ -45,6 +45,29 @@ class Settings(BaseSettings):
         description="With several workers: a worker that does not answer its supervisor's check for this "
         "long (seconds; starting included) is killed and replaced.",
     )
+    read_database_urls: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Read replicas (PostgreSQL URLs, comma-separated) for pages, features, tiles and counts; "
+        "writes, history, downloads and /ready stay on the primary (docs/deployment.md, Read replicas).",
+    )
+    replica_check_ms: int = Field(
+        default=1000, ge=50, description="How often each replica's recovery state and lag are checked (ms)."
+    )
+    replica_max_lag_ms: int = Field(
+        default=5000, ge=0, description="A replica further behind the primary than this (ms) is skipped."
+    )
+    replica_retry_ms: int = Field(
+        default=5000,
+        ge=50,
+        description="A skipped (down, promoted or lagging) replica is tried again after this.",
+    )
+    read_after_write_wait_ms: int = Field(
+        default=250,
+        ge=0,
+        le=10_000,
+        description="A read carrying JXPlan-Read-After waits this long (ms) for a replica to replay that "
+        "write before it is read from the primary.",
+    )
     default_limit: int = Field(default=100, ge=1)
     max_limit: int = Field(default=10000, ge=1)
     pool_size: int = Field(default=10, ge=1)
@@ -109,6 +132,31 @@ class Settings(BaseSettings):
         return (
             [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
         )
+
+    @field_validator("read_database_urls", mode="before")
+    @classmethod
+    def _url_list(cls, value: Any) -> Any:
+        return (
+            [part.strip() for part in value.split(",")]
+            if isinstance(value, str) and value.strip()
+            else ([] if isinstance(value, str) else value)
+        )
+
+    @field_validator("read_database_urls")
+    @classmethod
+    def _replica_urls(cls, value: list[str]) -> list[str]:
+        for index, url in enumerate(value, 1):
+            scheme, sep, rest = url.partition("://")
+            if not url:
+                raise ValueError(f"replica URL {index} is empty: separate URLs by single commas")
+            if not sep or scheme not in ("postgres", "postgresql", "postgresql+psycopg") or not rest:
+                raise ValueError(
+                    f"replica URL {index} is not a PostgreSQL URL (postgresql://user:password@host:port/db); "
+                    f"it starts {url.split('@')[-1][:40]!r}"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("a replica URL is listed twice")
+        return value
 
     @field_validator("cors_write_origins")
     @classmethod

@@ -154,7 +154,7 @@ ReadPool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 ReadConnection = psycopg.AsyncConnection[Any]
 
 
-def read_pool(url: str, settings: Settings) -> ReadPool:
+def read_pool(url: str, settings: Settings, pool_class: type[ReadPool] = AsyncConnectionPool) -> ReadPool:
     """The service's pool for reads: up to twice `pool_size` connections (as the engine's pool plus its
     overflow), autocommit, kept for half an hour, each read limited to `read_timeout_ms`, a wait for a
     connection to `db_wait_ms`. Opened by the app's lifespan."""
@@ -167,7 +167,7 @@ def read_pool(url: str, settings: Settings) -> ReadPool:
             return base.set(port=now or base.port).render_as_string(hide_password=False)
 
     wait_s = settings.db_wait_ms / 1000
-    return AsyncConnectionPool(
+    return pool_class(
         conninfo,
         min_size=1,
         max_size=2 * settings.pool_size,

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from geo_service.catalog import Layer
 from geo_service.db.engine import ReadPool, read_connection
+from geo_service.db.replicas import reads_for
 from geo_service.errors import InvalidParameter, NotFound
 from geo_service.ogc import downloads
 from geo_service.ogc.counts import MatchedCounts
@@ -181,7 +182,7 @@ async def items(request: Request) -> Response:
     params = request.query_params
     filter_, crs, after, fingerprint = query.filter, query.crs, query.after, query.fingerprint
 
-    pool: ReadPool = app_state.reads
+    pool: ReadPool = await reads_for(request)
     counts: MatchedCounts = app_state.matched_counts
     count: bool | CountUnless = False
     if filter_.is_filtered:  # counted in the page's statement, unless the count of this version is known
@@ -350,7 +351,7 @@ async def feature(request: Request) -> Response:
     feature_id = str(request.path_params["feature_id"])
     app_state = request.app.state
     settings: Settings = app_state.settings
-    pool: ReadPool = app_state.reads
+    pool: ReadPool = await reads_for(request)
     reject_unknown(request.query_params, FEATURE_PARAMETERS)
     crs = parse_crs(request.query_params.get("crs"), "crs")
     selected = parse_properties(request.query_params.get("properties"), layer)

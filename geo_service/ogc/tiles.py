@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from geo_service.catalog import MAX_TILE_ZOOM, Catalog, Layer
 from geo_service.db.engine import ReadPool, reading
+from geo_service.db.replicas import reads_for
 from geo_service.errors import InvalidParameter, NotFound
 from geo_service.ogc.dependencies import get_catalog, get_layer, get_settings, path_layer
 from geo_service.ogc.fields import layer_fields
@@ -220,14 +221,14 @@ async def collection_tile(request: Request) -> Response:
     """One vector tile of one collection."""
     layer = path_layer(request)
     zoom, x, y = _path_tile(request)
-    return await _tile_response(request, request.app.state.reads, [layer], zoom, x, y)
+    return await _tile_response(request, await reads_for(request), [layer], zoom, x, y)
 
 
 async def dataset_tile(request: Request) -> Response:
     """One vector tile of the whole plan: one MVT layer per collection."""
     catalog: Catalog = request.app.state.catalog
     zoom, x, y = _path_tile(request)
-    return await _tile_response(request, request.app.state.reads, list(catalog.layers.values()), zoom, x, y)
+    return await _tile_response(request, await reads_for(request), list(catalog.layers.values()), zoom, x, y)
 
 
 # plain routes, matched before the app's routers (see geo_service.ogc.dependencies)

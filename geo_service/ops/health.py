@@ -95,7 +95,14 @@ async def ready(request: Request) -> Response:
     revisions = await readiness.revisions(request.app.state.reads)
     if (problem := readiness.schema_problem(revisions)) is not None:
         raise problem
-    body = {"status": "ready", "database": "reachable", "migration": ", ".join(sorted(revisions))}
+    body: dict[str, Any] = {
+        "status": "ready",
+        "database": "reachable",
+        "migration": ", ".join(sorted(revisions)),
+    }
+    replicas = getattr(request.app.state, "replicas", None)
+    if replicas is not None and replicas.replicas:  # reads fall back to the primary: ready either way
+        body["replicas"] = replicas.status()
     return json_response(body, "application/json")
 
 

@@ -115,6 +115,28 @@ class ServiceCollector(Collector):
                 "Failed attempts to open a read connection.",
                 value=stats.get("connections_errors", 0),
             )
+        replicas = getattr(self.state, "replicas", None)
+        if replicas is not None:
+            up = GaugeMetricFamily(
+                "jxplan_replica_up", "1 while a replica is used for reads.", labels=["replica"]
+            )
+            lag = GaugeMetricFamily(
+                "jxplan_replica_lag_seconds", "How far a replica is behind the primary.", labels=["replica"]
+            )
+            for replica in replicas.replicas:
+                up.add_metric([replica.name], 1 if replica.usable else 0)
+                if replica.lag_s is not None:
+                    lag.add_metric([replica.name], replica.lag_s)
+            yield up
+            yield lag
+            targets = CounterMetricFamily(
+                "jxplan_reads",
+                "Reads (pages, features, tiles) by the server that answered.",
+                labels=["target"],
+            )
+            for target, count in sorted(replicas.reads.items()):
+                targets.add_metric([target], count)
+            yield targets
         engine = getattr(self.state, "engine", None)
         if engine is not None:
             checked_out = getattr(engine.sync_engine.pool, "checkedout", None)
