@@ -16,7 +16,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +74,15 @@ class ReplicaPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
             self.on_failure(error)
             return await self.primary.getconn(timeout)
 
+    @contextlib.asynccontextmanager
+    async def own_connection(self, timeout: float) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection to this replica only (the health check's: never the primary's)."""
+        conn = await super().getconn(timeout)
+        try:
+            yield conn
+        finally:
+            await self.putconn(conn)
+
     async def putconn(self, conn: psycopg.AsyncConnection[Any]) -> None:
         if getattr(conn, "_pool", None) is self.primary:
             await self.primary.putconn(conn)
@@ -86,7 +95,7 @@ class Replica:
     """One replica, its pool and what the last check found."""
 
     name: str
-    pool: ReadPool
+    pool: ReplicaPool
     state: str = "unknown"  # up | down | lagging | not-in-recovery | unknown
     replay_lsn: int = 0
     lag_s: float | None = None
@@ -120,12 +129,11 @@ class Replicas:
         replicas = []
         for i, url in enumerate(settings.read_database_urls, 1):
             pool = read_pool(url, settings.model_copy(update={"database_url": url}), ReplicaPool)
-            assert isinstance(pool, ReplicaPool)
+            assert isinstance(pool, ReplicaPool)  # built by the class given
             pool.primary = primary
             replicas.append(Replica(replica_name(url, i), pool))
         made = cls(settings, primary, replicas)
         for replica in replicas:
-            assert isinstance(replica.pool, ReplicaPool)
             replica.pool.on_failure = functools.partial(made.failed_replica, replica)
         return made
 
@@ -163,7 +171,7 @@ class Replicas:
             if time.monotonic() < replica.skipped_until:
                 continue
             try:
-                async with replica.pool.connection(timeout=self.settings.db_wait_ms / 1000) as conn:
+                async with replica.pool.own_connection(self.settings.db_wait_ms / 1000) as conn:
                     cur = await conn.execute(_CHECK_SQL)
                     row = await cur.fetchone()
             except Exception as error:  # any failure means: do not read from it
@@ -219,7 +227,7 @@ class Replicas:
             if not replica.usable or replica.replay_lsn >= after:
                 continue
             try:
-                async with replica.pool.connection(timeout=0.5) as conn:
+                async with replica.pool.own_connection(REPLICA_CONNECT_S) as conn:
                     cur = await conn.execute("SELECT pg_last_wal_replay_lsn()::text")
                     row = await cur.fetchone()
                 if row is not None and row[0] is not None:

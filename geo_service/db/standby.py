@@ -79,6 +79,7 @@ class Standby:
         with os.fdopen(fd, "w") as fh:
             fh.write(f"127.0.0.1:{port}:*:{DB_USER}:{password}\n")
         self.primary._chown_to_server_user(passfile)
+        self._allow_replication(Path(primary_state.pgdata))
         self._drop_slot(state)
         try:
             self.primary._run(
@@ -172,6 +173,17 @@ class Standby:
             self._drop_slot(state)
         shutil.rmtree(state.pgdata, ignore_errors=True)
         self.state_file.unlink(missing_ok=True)
+
+    def _allow_replication(self, pgdata: Path) -> None:
+        """Make sure the primary lets the cluster's user replicate from 127.0.0.1 with its password (initdb's
+        pg_hba.conf does; one edited since may not)."""
+        hba = pgdata / "pg_hba.conf"
+        lines = [line.split() for line in hba.read_text().splitlines() if not line.lstrip().startswith("#")]
+        if any(f[:2] == ["host", "replication"] and f[3:4] == ["127.0.0.1/32"] for f in lines):
+            return
+        with hba.open("a") as fh:
+            fh.write(f"host    replication     {DB_USER}     127.0.0.1/32     scram-sha-256\n")
+        self.primary._run([str(find_pg_bin() / "pg_ctl"), "-D", str(pgdata), "reload"])
 
     def _drop_slot(self, state: StandbyState) -> None:
         password, port = self._primary()
