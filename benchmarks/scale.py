@@ -26,15 +26,17 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from benchmarks import database, report
 from benchmarks.loadgen import Sample, ensure_wrk, nearest_rank, run_http, run_wrk
-from benchmarks.replica import streaming_replica
 from benchmarks.servers import OUTPUT, Server, jxplan_server
 from benchmarks.workloads import Dataset, Workload, build_workloads
 from geo_service.bench import BENCH_LAYER
 from geo_service.catalog import load_catalog, read_bench_layer
+from geo_service.db.embedded import EmbeddedCluster
 from geo_service.db.engine import sync_engine
+from geo_service.db.standby import Standby
 from geo_service.editing.keys import add_key, revoke_key
 from geo_service.loader import load
 from geo_service.ops.cacheproxy import caching_proxy
@@ -489,16 +491,28 @@ def routes_reads() -> bool:
     return "read_database_urls" in Settings.model_fields
 
 
+@contextlib.contextmanager
+def _standby(database_name: str) -> Iterator[str]:
+    """A streaming replica of the embedded cluster for the run, made as `jxplan db replica start` makes one
+    (geo_service.db.standby: pg_basebackup -R through a slot), removed afterwards with its slot."""
+    standby = Standby(EmbeddedCluster(PROJECT_ROOT / ".data"), name="scale")
+    standby.start()
+    try:
+        yield standby.url(database_name)
+    finally:
+        standby.remove()
+
+
 def _replica(
     args: argparse.Namespace, target: database.Target
 ) -> contextlib.AbstractContextManager[str | None]:
     """The replica to read from: --replica-url as given; else, on the embedded cluster, a streaming replica
-    made for the run (benchmarks/replica.py); else none (the leg is left out)."""
+    made for the run; else none (the leg is left out)."""
     if args.replica_url or "replica" not in args.legs:
         return contextlib.nullcontext(args.replica_url)
     if target.origin.startswith("embedded"):
         print("Starting a streaming replica (pg_basebackup -R) …", flush=True)
-        return streaming_replica(target.url)
+        return _standby(make_url(target.url).database or "jxplan_bench")
     return contextlib.nullcontext(None)
 
 

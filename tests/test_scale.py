@@ -4,19 +4,13 @@ a benchmark, never a test: nothing here is timed), and the streaming replica it 
 from __future__ import annotations
 
 import json
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import DBAPIError
 
 from benchmarks import scale
 from benchmarks.loadgen import Sample
-from benchmarks.replica import streaming_replica
 from benchmarks.report import Cell
-from geo_service.db.engine import sync_engine
 
 
 def test_defaults_and_options() -> None:
@@ -105,36 +99,3 @@ def test_per_core_takes_the_highest_concurrency() -> None:
     ]
     assert scale.per_core(cells, "w2", 2) == {"feature": 450}
     assert scale.per_core(cells, "replica", 2) == {}
-
-
-def test_the_replica_streams_and_is_removed(private_engine: Engine, private_url: str) -> None:
-    """The benchmark's replica is a hot standby of the cluster: it holds the rows written before it was made,
-    receives a row written afterwards, refuses writes, and its files are gone once it is stopped."""
-    with private_engine.begin() as conn:
-        conn.execute(text("CREATE TABLE scale_probe (n int)"))
-        conn.execute(text("INSERT INTO scale_probe VALUES (1)"))
-    scratch = Path(tempfile.gettempdir())
-    before = set(scratch.glob("jxplan-replica-*"))
-    with streaming_replica(private_url) as url:
-        made = set(scratch.glob("jxplan-replica-*")) - before
-        assert len(made) == 1 and (made.pop() / "pgdata" / "standby.signal").exists()
-        replica = sync_engine(url)
-        try:
-            with private_engine.begin() as conn:
-                conn.execute(text("INSERT INTO scale_probe VALUES (2)"))
-            deadline = time.monotonic() + 30
-            while True:  # streamed, not copied: it arrives a moment later
-                with replica.connect() as conn:
-                    assert conn.scalar(text("SELECT pg_is_in_recovery()")) is True
-                    seen = conn.scalars(text("SELECT n FROM scale_probe ORDER BY n")).all()
-                if seen == [1, 2] or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-            assert seen == [1, 2]
-            with pytest.raises(DBAPIError, match="read-only"), replica.begin() as conn:
-                conn.execute(text("INSERT INTO scale_probe VALUES (3)"))
-        finally:
-            replica.dispose()
-    assert set(scratch.glob("jxplan-replica-*")) == before
-    with private_engine.connect() as conn:
-        assert conn.scalars(text("SELECT n FROM scale_probe ORDER BY n")).all() == [1, 2]
