@@ -9,9 +9,10 @@ JS_STAMP := $(ASSETS)/node_modules/.installed
 
 # Debian packages: what serving needs, and what the test suite adds (GDAL's clients, QGIS's Python bindings
 # and its providers, which hold the OAPIF one, for Debian's /usr/bin/python3; a browser; CJK fonts; nginx, which
-# the tests run as a caching proxy of their own: the system service the package starts is stopped again).
+# the tests run as a caching proxy of their own: the system service the package starts is stopped again;
+# docker-compose, which validates docker/compose.yaml without a container engine).
 RUN_PACKAGES := postgresql postgresql-postgis python3-venv
-TEST_PACKAGES := gdal-bin python3-qgis qgis-providers chromium fonts-wqy-microhei nginx
+TEST_PACKAGES := gdal-bin python3-qgis qgis-providers chromium fonts-wqy-microhei nginx docker-compose
 
 .PHONY: run test bench setup setup-test system-run system-test python-env web-assets lint clean-db
 
