@@ -138,6 +138,15 @@ def parse_filter(raw: str, lang: str | None, layer: Layer, crs: CRS = CRS84_CRS)
     except (cql2.ParseError, ValueError) as exc:
         where = str(exc).strip()
         raise _problem(f"filter is not valid {lang}:\n{where}") from None
+    except InvalidParameter:
+        raise
+    except Exception as exc:
+        # cql2's own conversion of what it parsed fails with a bare Exception (a number too large for JSON,
+        # say): still the filter's fault, never a 500
+        raise _problem(
+            f"filter is not valid {lang}: {str(exc).strip()}; check its numbers (a double's range, "
+            "about ±1.8e308) and literals."
+        ) from None
     translator = _Translator(layer, crs, "cql")
     sql = translator.condition(tree, 0)
     canonical = json.dumps(tree, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

@@ -404,6 +404,9 @@ BAD_FILTERS: list[tuple[dict[str, str], list[str]]] = [
     # ... and the detail of a wrong part of a filter did not always name the parameter
     ({"filter": json.dumps({"op": "=", "args": []}), "filter-lang": "cql2-json"}, ["filter", "2"]),
     ({"filter": "S_INTERSECTS(geometry, BBOX(120,95,121,96))"}, ["filter", "BBOX", "latitudes"]),
+    # a number too large for the parser's own conversion (found by fuzzing) was a 500
+    ({"filter": "S_INTERSECTS(geometry,POINT(120.8 9" + "9" * 400 + "))"}, ["filter", "number"]),
+    ({"filter": "accuracy_m > 1" + "0" * 400}, ["filter"]),
 ]
 
 
