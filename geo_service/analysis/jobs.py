@@ -39,7 +39,8 @@ MAX_ATTEMPTS = 3
 POLL_S = 1.0  # how often an idle runner looks for jobs another process accepted
 EXPIRE_EVERY_S = 60.0
 EXCEPTIONS = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
-ACTIVE = ("accepted", "running")
+# what a status document is made of
+STATUS_COLUMNS = "id, process_id, status, message, progress, created_at, started_at, finished_at, updated_at"
 
 
 class TooManyJobs(Problem):
@@ -159,18 +160,11 @@ class JobQueue:
         self._wake.set()
         return await self.status(str(job_id), base)
 
-    async def _row(self, job_id: str) -> Any:
+    async def _row(self, job_id: str, columns: str = STATUS_COLUMNS) -> Any:
+        """The job's row (these columns), or 404 when there is none or it has expired."""
+        sql = f"SELECT {columns} FROM jobs WHERE id = :id AND expires_at > now()"
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        "SELECT id, process_id, client, status, message, progress, error, created_at,"
-                        " started_at, finished_at, updated_at FROM jobs"
-                        " WHERE id = :id AND expires_at > now()"
-                    ),
-                    {"id": parse_job_id(job_id)},
-                )
-            ).first()
+            row = (await conn.execute(text(sql), {"id": parse_job_id(job_id)})).first()
         if row is None:
             raise no_such_job(job_id)
         return row
@@ -218,8 +212,7 @@ class JobQueue:
             rows = (
                 await conn.execute(
                     text(
-                        "SELECT id, process_id, client, status, message, progress, error, created_at,"
-                        " started_at, finished_at, updated_at FROM jobs WHERE client = :client"
+                        f"SELECT {STATUS_COLUMNS} FROM jobs WHERE client = :client"
                         " AND expires_at > now() ORDER BY created_at DESC, id LIMIT :limit"
                     ),
                     {"client": client, "limit": limit},
@@ -229,18 +222,7 @@ class JobQueue:
 
     async def results(self, job_id: str) -> bytes:
         """The results document of a successful job; its problem if it failed; 404 while it is not done."""
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        "SELECT status, results::text AS results, error FROM jobs"
-                        " WHERE id = :id AND expires_at > now()"
-                    ),
-                    {"id": parse_job_id(job_id)},
-                )
-            ).first()
-        if row is None:
-            raise no_such_job(job_id)
+        row = await self._row(job_id, "status, results::text AS results, error")
         if row.status == "successful":
             return str(row.results).encode()
         if row.status == "failed":
