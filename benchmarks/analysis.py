@@ -15,6 +15,7 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,11 +29,13 @@ from benchmarks import database, report
 from benchmarks.loadgen import (
     PostRequest,
     Sample,
+    ensure_wrk,
     execute,
     open_pool,
     run_http_jobs,
     run_http_post,
     run_sql,
+    run_wrk_post,
 )
 from benchmarks.servers import OUTPUT, service_server
 from benchmarks.workloads import RawQuery
@@ -47,6 +50,7 @@ RESULTS = PROJECT_ROOT / "benchmarks" / "RESULTS-analysis.md"
 DEFAULT_DURATION = 10.0
 JOBS_PER_CLIENT = 100_000  # JXPLAN_JOBS_PER_CLIENT for the run: every job comes from 127.0.0.1
 JSON_TYPE = {"Content-Type": "application/json"}
+WRK_BELOW_S = 0.1  # --client auto: wrk for workloads answering faster than this, httpx for slower ones
 
 # 嘉兴南站 (the station of the plan's rail_stations layer), and the draft site of docs/analysis.md next to it
 SOUTH_STATION = (120.792499, 30.695424)
@@ -163,6 +167,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--database", default="jxplan_bench", help="database name on the embedded cluster")
     parser.add_argument("--reload", action="store_true", help="regenerate the rows even if already there")
     parser.add_argument("--output", default=str(RESULTS), help="where to write the Markdown results")
+    parser.add_argument(
+        "--client",
+        choices=("auto", "wrk", "httpx"),
+        default="auto",
+        help="HTTP load generator of the synchronous executions (the job round trip is always httpx)",
+    )
     parser.add_argument("--note", action="append", default=[], help="a line to put at the top of the results")
     args = parser.parse_args(argv)
     levels = [*args.concurrency, *args.job_concurrency]
@@ -182,6 +192,7 @@ class Probe:
     bytes: int
     summary: str  # what the answer holds (items_total, areas, …)
     same_as_raw: bool | None = None  # whether the service's body is the raw statement's, byte for byte
+    seconds: float = math.nan  # the fastest of the probe's executions
 
 
 @dataclass
@@ -193,6 +204,7 @@ class AnalysisResult:
     jobs: list[report.Cell] = field(default_factory=list)  # the `job` round trip, service only
     descriptions: dict[str, str] = field(default_factory=dict)
     probes: dict[str, Probe] = field(default_factory=dict)
+    clients: dict[str, str] = field(default_factory=dict)  # workload → the HTTP client that timed it
     notes: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     load_seconds: float | None = None
@@ -210,16 +222,35 @@ def summarise(workload: AnalysisWorkload, body: bytes) -> str:
     return f"{len(doc.get('areas', []))} areas"
 
 
-def probe(base_url: str, workload: AnalysisWorkload, raw_body: bytes | None) -> Probe:
-    """POST the workload once; its status, size and summary, and whether it equals the raw answer."""
+def probe(base_url: str, workload: AnalysisWorkload, raw_body: bytes | None, times: int = 3) -> Probe:
+    """POST the workload `times` times; its status, size and summary, whether it equals the raw answer, and
+    the fastest execution's seconds."""
     request = workload.request
+    fastest = math.inf
     with httpx.Client(base_url=base_url, timeout=120, headers={"Accept-Encoding": "identity"}) as client:
-        response = client.post(request.path, content=request.body, headers=request.headers)
+        for _ in range(times):
+            began = time.perf_counter()
+            response = client.post(request.path, content=request.body, headers=request.headers)
+            fastest = min(fastest, time.perf_counter() - began)
+            if response.status_code != 200:
+                break
     body = response.content
     if response.status_code != 200:
-        return Probe(response.status_code, len(body), body[:200].decode(errors="replace"))
+        return Probe(response.status_code, len(body), body[:200].decode(errors="replace"), None, fastest)
     same = None if raw_body is None else raw_body == body
-    return Probe(200, len(body), summarise(workload, body), same)
+    return Probe(200, len(body), summarise(workload, body), same, fastest)
+
+
+def http_client(probed: Probe | None, wrk: str | None, client: str) -> str:
+    """Which client times a workload's service target: `--client wrk` or `httpx` as asked; `auto`: wrk for a
+    workload answering within WRK_BELOW_S (there a Python client's CPU would cap the service), httpx for a
+    slower one (wrk drops the requests in flight when a round ends, which under-counts answers of seconds;
+    at a few per second a Python client's cost is nothing)."""
+    if wrk is None or client == "httpx":
+        return "httpx"
+    if client == "wrk" or (probed is not None and probed.seconds < WRK_BELOW_S):
+        return "wrk"
+    return "httpx"
 
 
 def _raw_body(rows: list[tuple[Any, ...]]) -> bytes:
@@ -252,13 +283,25 @@ def _line(cell: report.Cell) -> str:
     return f"  {cell.workload:<19} c={cell.concurrency:<3} {done}"
 
 
+def service_run(
+    wrk: str | None, base_url: str, request: PostRequest, concurrency: int, pid: int, mean_body: float
+) -> Run:
+    """The service target of a cell: wrk's POSTs, or httpx's (`wrk` None)."""
+    if wrk is not None:
+        return partial(run_wrk_post, wrk, base_url, [request], concurrency, pid=pid, mean_body=mean_body)
+    return partial(run_http_post, base_url, [request], concurrency, pid=pid)
+
+
 async def measure(
     args: argparse.Namespace,
+    wrk: str | None,
     base_url: str,
     pid: int,
     conninfo: str,
     workloads: Sequence[AnalysisWorkload],
     raws: dict[str, RawQuery],
+    sizes: dict[str, float],
+    clients: dict[str, str],
 ) -> list[report.Cell]:
     """Each workload × concurrency: the service and its raw statement interleaved (`interleave`)."""
     cells = []
@@ -266,8 +309,16 @@ async def measure(
         for concurrency in args.concurrency:
             pool = await open_pool(conninfo, concurrency)
             try:
+                size = sizes.get(workload.key, 0.0)
                 targets: dict[str, Run] = {
-                    "service": partial(run_http_post, base_url, [workload.request], concurrency, pid=pid)
+                    "service": service_run(
+                        wrk if clients.get(workload.key) == "wrk" else None,
+                        base_url,
+                        workload.request,
+                        concurrency,
+                        pid,
+                        size,
+                    )
                 }
                 if workload.key in raws:
                     targets["raw"] = partial(run_sql, pool, [raws[workload.key]], concurrency)
@@ -303,7 +354,7 @@ def _errors(sample: Sample) -> str:
     return f"**{sample.errors}**" if sample.errors else "0"
 
 
-def main_table(cells: Sequence[report.Cell]) -> list[str]:
+def main_table(cells: Sequence[report.Cell], clients: dict[str, str]) -> list[str]:
     """Service and raw side by side, and their ratios."""
     rows = []
     for cell in cells:
@@ -316,10 +367,12 @@ def main_table(cells: Sequence[report.Cell]) -> list[str]:
             report._ratio(s.percentile(50), r.percentile(50)) if s and r else "–",
             report._number(s.mean_bytes, 0) if s else "–",
             " / ".join(_errors(x) for x in (s, r) if x is not None),
+            clients.get(cell.workload, "–"),
         ]
         rows.append(row)
     header = ["workload", "c", "service req/s", "p50 ms", "p99 ms", "raw req/s", "p50 ms", "p99 ms"]
     header += ["service/raw req/s", "service/raw p50", "bytes/response", "errors (service / raw)"]
+    header += ["HTTP client"]
     return report.markdown_table(header, rows)
 
 
@@ -351,9 +404,13 @@ READING = [
     "- **service/raw** is what HTTP, the input checks (JSON Schema, the site's geometry), the statement's"
     " preparation and the response cost on top of PostgreSQL's work. Each answer is one statement whose JSON"
     " (or CSV) PostgreSQL builds, so where the statement is dear the ratio is near 1.",
-    "- **Clients.** Both are Python in the harness process (httpx over keep-alive connections, the whole body"
-    " read; psycopg with one pooled connection per worker, every row fetched), so both pay a Python client's"
-    " cost; at concurrency 16 on two cores that client takes CPU from the service and PostgreSQL alike.",
+    "- **Clients.** Raw: psycopg (Python) in the harness process, one pooled connection per worker, every row"
+    " fetched. HTTP: wrk (C) for the fast workloads, httpx (Python) for those answering in more than"
+    f" {WRK_BELOW_S * 1000:g} ms (the table's last column; `--client` forces one). Measured on this machine"
+    " for `nearby` at concurrency 16, httpx cost the harness about 2.9 ms of CPU per request (more than the"
+    " service's own 2.1 ms; psycopg 0.3 ms), which on two cores caps what the service can show; but wrk drops"
+    " the requests in flight when a round ends, which would under-count answers taking seconds, where a"
+    " Python client's cost is negligible. The job round trip (POST, polls, results) is always httpx.",
     "- **One machine, shared.** PostgreSQL, the service and the client share the CPUs with other work (see"
     " the load average): compare the ratios within this run, not the absolute numbers across machines.",
 ]
@@ -376,7 +433,7 @@ def render(
     lines += ["", "## Reading these numbers", "", *READING, ""]
     if result.cells:
         lines += [f"## Synchronous executions, service vs raw statement ({result.rows:,} parcels)", ""]
-        lines += main_table(result.cells)
+        lines += main_table(result.cells, result.clients)
         lines.append("")
     if result.jobs:
         lines += ["## Asynchronous job: round trip", ""]
@@ -426,6 +483,7 @@ def as_json(result: AnalysisResult, *, date: str, settings: dict[str, str]) -> d
         "cells": cells(result.cells),
         "jobs": cells(result.jobs),
         "probes": {k: vars(p) for k, p in result.probes.items()},
+        "clients": result.clients,
         "notes": result.notes,
         "skipped": result.skipped,
     }
@@ -465,6 +523,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     layer = read_bench_layer(settings_.layers_dir, BENCH_LAYER)
     catalog = load_catalog(settings_.layers_dir, settings_.maps_dir, bench_layers=True)
     result = AnalysisResult(args.rows)
+    wrk = None if args.client == "httpx" else ensure_wrk()
+    if args.client == "wrk" and wrk is None:
+        raise SystemExit("wrk is not installed and could not be installed: use --client httpx")
     load_before = os.getloadavg()
     server = service_server(target.url)
     server.env["JXPLAN_JOBS_PER_CLIENT"] = str(JOBS_PER_CLIENT)
@@ -498,8 +559,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             for w in workloads:
                 result.probes[w.key] = probe(server.base_url, w, bodies.get(w.key))
                 print(f"  {w.key}: {result.probes[w.key]}", flush=True)
+            sizes = {key: float(found.bytes) for key, found in result.probes.items()}
+            result.clients = {
+                w.key: http_client(result.probes.get(w.key), wrk, args.client) for w in workloads
+            }
             result.cells = asyncio.run(
-                measure(args, server.base_url, server.pid, target.libpq_url, workloads, raws)
+                measure(
+                    args,
+                    wrk,
+                    server.base_url,
+                    server.pid,
+                    target.libpq_url,
+                    workloads,
+                    raws,
+                    sizes,
+                    result.clients,
+                )
             )
             if JOB_KEY in args.workloads:
                 result.jobs = asyncio.run(measure_jobs(args, server.base_url, server.pid, every[JOB_SOURCE]))
@@ -519,7 +594,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         + f" (job: {', '.join(map(str, args.job_concurrency))})",
         "Service": "one uvicorn process (`JXPLAN_BENCH_LAYERS=1`, no access log), its default pool and"
         f" `JXPLAN_JOB_WORKERS`; `JXPLAN_JOBS_PER_CLIENT={JOBS_PER_CLIENT}` for the run",
-        "HTTP": "httpx (Python), keep-alive, `Accept-Encoding: identity`, the whole body read; jobs polled"
+        "HTTP": f"`--client {args.client}`: "
+        + (
+            f"wrk (C) for workloads answering within {WRK_BELOW_S * 1000:g} ms, httpx (Python) for slower"
+            " ones (the table's last column)"
+            if args.client == "auto" and wrk
+            else ("wrk (C)" if wrk and args.client == "wrk" else "httpx (Python)")
+        )
+        + "; keep-alive, `Accept-Encoding: identity`, the whole body read; jobs: httpx, polled"
         f" every {args.job_poll_ms:g} ms",
         "Raw": "psycopg (Python), a pool of one autocommit connection per worker with the read pool's session"
         " settings, every row fetched",

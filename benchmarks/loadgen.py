@@ -335,9 +335,57 @@ async def run_wrk(
     """GET the paths in turn with wrk (`concurrency` keep-alive connections on up to two threads); the
     latency of every request comes back as wrk's histogram, so rounds merge exactly."""
     quoted = ", ".join(json.dumps(p) for p in paths)
-    mean_body = body_sizes(base_url, paths)
+    return await _wrk(
+        wrk, base_url, WRK_SCRIPT % quoted, body_sizes(base_url, paths), concurrency, duration, pid
+    )
+
+
+WRK_POST_SCRIPT = """
+local posts = {%s}
+local n = 0
+request = function()
+  n = n + 1
+  local post = posts[(n - 1) %% #posts + 1]
+  return wrk.format("POST", post[1], post[2], post[3])
+end
+""" + WRK_SCRIPT.split("end\n", 1)[1]  # the same `done` as for GETs
+
+
+def lua_string(value: str | bytes) -> str:
+    """A Lua string literal of `value`'s bytes (every byte but plain ASCII letters, digits and a few marks as
+    a decimal escape: LuaJIT, wrk's Lua, has no \\u escapes)."""
+    data = value.encode() if isinstance(value, str) else value
+    plain = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 /.,:-_[]{}"
+    return '"' + "".join(chr(b) if b in plain else f"\\{b:03d}" for b in data) + '"'
+
+
+async def run_wrk_post(
+    wrk: str,
+    base_url: str,
+    requests: Sequence[PostRequest],
+    concurrency: int,
+    duration: float,
+    pid: int | None,
+    mean_body: float,
+) -> Sample:
+    """POST the requests in turn with wrk, as `run_wrk` GETs (keep-alive, `Accept-Encoding: identity`, every
+    body read by wrk); a status of 400 or more is an error. `mean_body`: the mean size of the answers'
+    bodies (wrk counts headers too), as measured once by the caller."""
+    posts = []
+    for request in requests:
+        headers = {"Accept-Encoding": "identity", **request.headers}
+        fields = ", ".join(f"[{lua_string(k)}] = {lua_string(v)}" for k, v in headers.items())
+        posts.append(f"{{{lua_string(request.path)}, {{{fields}}}, {lua_string(request.body)}}}")
+    script = WRK_POST_SCRIPT % ", ".join(posts)
+    return await _wrk(wrk, base_url, script, mean_body, concurrency, duration, pid)
+
+
+async def _wrk(
+    wrk: str, base_url: str, lua: str, mean_body: float, concurrency: int, duration: float, pid: int | None
+) -> Sample:
+    """Run wrk with the Lua script `lua` (it makes the requests and prints the summary and histogram)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % quoted)
+        script.write(lua)
     sample = Sample()
     stop = asyncio.Event()
     sampler = asyncio.create_task(_sample_rss(pid, sample, stop)) if pid is not None else None

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from benchmarks import analysis
 from benchmarks.database import Target
-from benchmarks.loadgen import PostRequest, Sample, run_http_jobs, run_http_post
+from benchmarks.loadgen import PostRequest, Sample, run_http_jobs, run_http_post, run_wrk_post, wrk_path
 from benchmarks.report import Cell
 from geo_service.app import create_app
 from geo_service.bench import BENCH_LAYER, REGION, load_bench_layer
@@ -93,6 +93,7 @@ def _result() -> analysis.AnalysisResult:
         "site-check-parcels": analysis.Probe(200, 441_036, "items_total 629, 629 listed", True),
         "nearby": analysis.Probe(200, 4550, "total 9 in 5 layers", False),
     }
+    result.clients = {"nearby": "wrk", "site-check-parcels": "httpx"}
     result.skipped = ["raw `site-check-parcels`: its statement could not be built (made up)"]
     result.notes = ["a note"]
     return result
@@ -107,8 +108,13 @@ def test_report_puts_service_and_raw_side_by_side(tmp_path: Path, monkeypatch: p
         _result(), output, date="2026-12-04 20:00 UTC", settings={"Load average (1, 5, 15 min)": "1.0"}
     )
     text = output.read_text(encoding="utf-8")
-    assert "| `nearby` | 1 | 50.0 | 10.0 | 10.0 | 200.0 | 2.0 | 2.0 | 0.25 | 5.00 | 100 | 0 / 0 |" in text
-    assert "| `site-check-parcels` | 16 | 9.3 | 500.0 | 500.0 | – | – | – | – | – | 471,429 | **2** |" in text
+    assert (
+        "| `nearby` | 1 | 50.0 | 10.0 | 10.0 | 200.0 | 2.0 | 2.0 | 0.25 | 5.00 | 100 | 0 / 0 | wrk |" in text
+    )
+    assert (
+        "| `site-check-parcels` | 16 | 9.3 | 500.0 | 500.0 | – | – | – | – | – | 471,429 | **2** | httpx |"
+        in text
+    )
     assert "| 4 | 2.0 | 800.0 | 800.0 | 20 | 5,000 | 0 |" in text
     assert "441,036 bytes, items_total 629, 629 listed; the same bytes as the raw statement's" in text
     assert "**not** the raw statement's bytes" in text
@@ -121,6 +127,19 @@ def test_report_puts_service_and_raw_side_by_side(tmp_path: Path, monkeypatch: p
     assert data["cells"][0]["targets"]["raw"]["req_per_s"] == 200
     assert data["jobs"][0]["targets"]["service"]["requests"] == 20
     assert data["probes"]["nearby"]["same_as_raw"] is False
+    assert data["clients"] == {"nearby": "wrk", "site-check-parcels": "httpx"}
+
+
+def test_client_choice() -> None:
+    """auto: wrk for what answers within 100 ms, httpx for slower answers; httpx whenever wrk is missing."""
+    fast = analysis.Probe(200, 10, "", True, 0.004)
+    slow = analysis.Probe(200, 10, "", True, 0.4)
+    assert analysis.http_client(fast, "/usr/bin/wrk", "auto") == "wrk"
+    assert analysis.http_client(slow, "/usr/bin/wrk", "auto") == "httpx"
+    assert analysis.http_client(slow, "/usr/bin/wrk", "wrk") == "wrk"
+    assert analysis.http_client(fast, "/usr/bin/wrk", "httpx") == "httpx"
+    assert analysis.http_client(fast, None, "auto") == "httpx"
+    assert analysis.parse_args([]).client == "auto"
 
 
 def test_summaries_of_each_answer() -> None:
@@ -155,6 +174,9 @@ def test_workloads_answer_200_and_raw_is_the_same_statement(
         requests: list[PostRequest] = [w.request for w in workloads]
         posted = asyncio.run(run_http_post(base, requests, 2, 0.2, None))
         assert posted.requests >= 1 and posted.errors == 0, posted.first_error
+        if (wrk := wrk_path()) is not None:  # wrk's POSTs of the same bodies: every answer a 200
+            posted = asyncio.run(run_wrk_post(wrk, base, requests, 2, 1, None, mean_body=1.0))
+            assert posted.requests >= 1 and posted.errors == 0, posted.first_error
         job = asyncio.run(run_http_jobs(base, [workloads[0].request], 1, 0.05, None, poll_s=0.01))
         assert job.requests >= 1 and job.errors == 0, job.first_error
         assert job.mean_bytes > 0
