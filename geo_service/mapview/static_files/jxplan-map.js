@@ -32,6 +32,9 @@
   ];
   var theMap = null;
   var configs = {};
+  // What a click on a plan feature does while a tool is active: null (its popup), {pick: fn(feature, cfg)}
+  // (the tool takes the feature) or {draw: true} (nothing: the tool is drawing).
+  var clickMode = null;
 
   window.jxplanLoaded = 0;
   window.jxplanLayers = state;
@@ -243,6 +246,12 @@
           return popupContent(feature, cfg);
         }, { maxWidth: 380, maxHeight: 420, className: "jx-popup-wrap" });
         layer.bindTooltip(tooltipContent(feature), { sticky: true, className: "jx-tooltip" });
+        // a tool that picks features (site check) gets the click instead of the popup
+        layer.on("click", function () {
+          if (!clickMode) return;
+          layer.closePopup();
+          if (clickMode.pick) clickMode.pick(feature, cfg);
+        });
       },
     });
     var start = new URL(cfg.items, document.baseURI).href;
@@ -273,6 +282,7 @@
    * there (a box of a few pixels around the click), the topmost layer first, and explains it in a popup.
    * Tiles carry only a few properties; the popup shows the whole feature, as on the GeoJSON layers. */
   async function identify(map, event) {
+    if (clickMode && !clickMode.pick) return; // a tool is drawing on the map
     if (event.originalEvent && event.originalEvent.target && event.originalEvent.target.closest &&
         event.originalEvent.target.closest(".jxplan-feature")) return;
     var shown = tileLayers
@@ -300,7 +310,8 @@
       var page = await response.json();
       var feature = (page.features || [])[0];
       if (feature) {
-        popupAt(map, event.latlng, feature, shown[i].cfg);
+        if (clickMode && clickMode.pick) clickMode.pick(feature, shown[i].cfg);
+        else popupAt(map, event.latlng, feature, shown[i].cfg);
         return;
       }
     }
@@ -861,7 +872,11 @@
     }
   }
 
-  window.jxplan = {
+  function setClickMode(mode) {
+    clickMode = mode || null;
+  }
+
+  window.jxplan = Object.assign(window.jxplan || {}, {
     setup: setup,
     planLayer: planLayer,
     legend: legend,
@@ -871,5 +886,6 @@
     searchAll: searchAll,
     choose: choose,
     setStatusGroup: setStatusGroup,
-  };
+    setClickMode: setClickMode,
+  });
 })();
