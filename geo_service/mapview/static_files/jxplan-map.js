@@ -246,11 +246,21 @@
           return popupContent(feature, cfg);
         }, { maxWidth: 380, maxHeight: 420, className: "jx-popup-wrap" });
         layer.bindTooltip(tooltipContent(feature), { sticky: true, className: "jx-tooltip" });
-        // a tool that picks features (site check) gets the click instead of the popup
-        layer.on("click", function () {
-          if (!clickMode) return;
-          layer.closePopup();
-          if (clickMode.pick) clickMode.pick(feature, cfg);
+        // While a tool is active (site check) a click goes to the tool, not to the popup. The popup's own
+        // click handler is wrapped rather than removed: Geoman takes it off and puts it back around drawing.
+        var openPopup = layer._openPopup;
+        layer._openPopup = function (event) {
+          var taken = event && event.originalEvent && event.originalEvent._jxplanTaken;
+          if (clickMode || taken) return; // drawing: the click goes on to the map, where the tool takes it
+          openPopup.call(layer, event);
+        };
+        layer.off("click", openPopup, layer);
+        layer.on("click", layer._openPopup, layer);
+        layer.on("click", function (event) {
+          if (!clickMode || !clickMode.pick) return;
+          L.DomEvent.stop(event);
+          if (event.originalEvent) event.originalEvent._jxplanTaken = true;
+          clickMode.pick(feature, cfg);
         });
       },
     });
