@@ -274,6 +274,25 @@ def test_county_summary_page(browser: Browser, live_server: str) -> None:  # noq
     page.close()
 
 
+def test_every_map_page_has_the_tool(live_server: str) -> None:
+    """The thematic maps, a collection's map and a feature's map carry the Site check tool, its script and
+    Geoman; the editor carries the analysis script for its Check button."""
+    first = httpx.get(f"{live_server}/collections/ecology_culture/items?f=json&limit=1").json()
+    feature_id = first["features"][0]["id"]
+    for path in (
+        "/maps/overview",
+        f"/maps/{MAP}",
+        "/collections/rail_stations/map",
+        f"/collections/ecology_culture/items/{feature_id}/map",
+    ):
+        page = httpx.get(live_server + path)
+        assert page.status_code == 200, path
+        assert "jxplan.siteCheckTool(" in page.text, path
+        assert "/static/app/jxplan-analysis.js" in page.text and "leaflet-geoman.js" in page.text, path
+    editor = httpx.get(f"{live_server}/editor").text
+    assert "/static/app/jxplan-analysis.js" in editor and "jxplan.siteCheckTool(" not in editor
+
+
 def test_county_summary_is_listed(live_server: str) -> None:
     """/maps lists the County summary after the thematic maps."""
     index = httpx.get(f"{live_server}/maps").text
