@@ -27,6 +27,8 @@ SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
 LOCAL = {"127.0.0.1", "localhost"}
 MAP = "ecology_culture"  # 生态与文化: the ecology and culture areas, 南湖 among them
 LAKE = "e19_nanhu_lake"
+STATION = "c01_jiaxing_south_stn"  # 嘉兴南站
+Seeds = dict[str, dict[str, dict[str, Any]]]
 # a square over 南湖 (the lake's schematic disc is centred on 30.76 N, 120.76 E); 嘉兴南站 is 7 km south-east
 OVER_THE_LAKE = [(30.7565, 120.7565), (30.7565, 120.7635), (30.7635, 120.7635), (30.7635, 120.7565)]
 # west of 杭州, well outside 嘉兴
@@ -173,6 +175,23 @@ def test_drawn_site_lists_the_conflict_first(map_page: Opened, live_server: str)
     page.wait_for_timeout(300)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "site-check.png"))
+
+
+def test_a_site_by_the_station_names_it_nearest(map_page: Opened, seeds: Seeds) -> None:
+    """A small polygon drawn 300 m from 嘉兴南站: the panel names it as the nearest station, with distance."""
+    lon, lat = seeds["rail_stations"][STATION]["geometry"]["coordinates"]
+    corners = [
+        (lat + 0.002, lon + 0.002),
+        (lat + 0.002, lon + 0.004),
+        (lat + 0.004, lon + 0.004),
+        (lat + 0.004, lon + 0.002),
+    ]
+    state = _check_drawn(map_page.page, corners)
+    assert state["report"] is not None, state["problem"]
+    station = state["report"]["nearest"]["rail_station"]
+    assert station["code"] == STATION and station["distance_m"] < 1000
+    near = map_page.page.locator(".jx-sc-result .jx-sc-near-rail_station").inner_text()
+    assert "嘉兴南站" in near and " m" in near
 
 
 def test_a_picked_feature_is_checked_by_its_href(map_page: Opened) -> None:

@@ -13,8 +13,8 @@
   var labels = { status: {}, accuracy: {} };
 
   var RELATIONS = {
-    within: "位于场地内 within the site",
-    contains: "覆盖整个场地 contains the site",
+    within: "在内 within",
+    contains: "包含 contains",
     intersects: "相交 intersects",
   };
   var NEAREST = [
