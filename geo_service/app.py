@@ -11,12 +11,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from geo_service.analysis import routes as analysis_routes
+from geo_service.analysis.jobs import JobQueue
+from geo_service.analysis.openapi import openapi_paths as analysis_openapi_paths
+from geo_service.analysis.processes import build_processes
 from geo_service.caching import install_cache_policy
 from geo_service.catalog import Catalog, load_catalog
 from geo_service.compression import install_compression
 from geo_service.db.engine import async_engine, database_url, read_pool
 from geo_service.db.faults import DATABASE_ERRORS, database_problem
-from geo_service.db.replicas import ReadAfterWrites, Replicas
+from geo_service.db.replicas import ReadAfterWrites, ReplicaRetry, Replicas
 from geo_service.editing import history as editing_history
 from geo_service.editing import routes as editing_routes
 from geo_service.errors import PROBLEM_JSON, Problem
@@ -124,9 +128,20 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         await app.state.reads.open(wait=False)
         app.state.replicas = Replicas.create(app.state.reads, settings)
         await app.state.replicas.open()
+        # asynchronous jobs of the processes, run on the primary (their rows live there)
+        app.state.jobs = JobQueue(
+            app.state.engine,
+            app.state.reads,
+            app.state.processes,
+            catalog,
+            settings,
+            observe=app.state.metrics.observe_process,
+        )
+        app.state.jobs.start()
         try:
             yield
         finally:
+            await app.state.jobs.stop()
             await app.state.replicas.close()
             await app.state.reads.close()
             await app.state.engine.dispose()
@@ -140,6 +155,8 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     )
     app.state.settings = settings
     app.state.catalog = catalog
+    app.state.processes = build_processes(catalog)
+    app.state.openapi_paths = analysis_openapi_paths(app.state.processes)
     app.state.matched_counts = MatchedCounts()
     app.state.tile_cache = TileCache(settings.tile_cache_mb * 2**20)
     app.state.auth_failures = AuthFailures(settings.auth_failures, settings.auth_window_s)
@@ -149,6 +166,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     install_security_headers(app)
     install_cache_policy(app)
     app.add_middleware(ReadAfterWrites)
+    app.add_middleware(ReplicaRetry)
     # the data routes first: plain routes, matched before the routers (see geo_service.ogc.dependencies)
     app.router.routes[:0] = [*items.routes, *tiles.routes]
     for router in (
@@ -160,6 +178,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         editing_history.router,
         map_routes.router,
         audit_api.router,
+        analysis_routes.router,
     ):
         app.include_router(router)
     mount_static(app)

@@ -4,8 +4,10 @@
   cache (nginx, a CDN) may store them but must revalidate by ETag every time (`public, no-cache`), so that an
   edit shows at once and a repeated request costs the service at most a 304. They vary by `Accept` (f=…
   negotiation) and `Accept-Encoding` (gzip).
-- Requests carrying `Authorization`, writes, errors (problem+json, every status ≥ 400) and the operations
-  endpoints (/metrics, /ready, /health, /audit): `private, no-store`, never kept by any cache.
+- Requests carrying `Authorization`, writes, errors (problem+json, every status ≥ 400), the operations
+  endpoints (/metrics, /ready, /health, /audit) and the jobs of OGC API – Processes (/jobs: they change
+  while they run and belong to one client): `private, no-store`, never kept by any cache. A process
+  execution is a POST, so never stored; the process list and descriptions are revalidated like data.
 - The map pages' static files: with the asset version in the URL (`?v=…`, see `versioned`: a digest of
   the npm lock and of our own files, so it changes whenever they do) they never change,
   `public, max-age=31536000, immutable`; without it (or with an older one) they are revalidated like data.
@@ -34,7 +36,7 @@ REVALIDATE = "public, no-cache"
 NO_STORE = "private, no-store"
 IMMUTABLE = "public, max-age=31536000, immutable"
 DATA_VARY = "Accept, Accept-Encoding"
-NOT_STORED_PATHS = ("/metrics", "/ready", "/health", "/audit")
+NOT_STORED_PATHS = ("/metrics", "/ready", "/health", "/audit", "/jobs")
 STATIC_PREFIX = "/static/"
 
 # what the map pages' static files are made of: the npm lock (vendor tree), our own files, the derivation

@@ -116,6 +116,24 @@ class Settings(BaseSettings):
         ge=1,
         description="Most data a zipped import may unpack to, in MB (zip bombs are refused).",
     )
+    job_ttl_s: int = Field(
+        default=86_400,
+        ge=60,
+        description="How long an asynchronous job (OGC API – Processes) and its results are kept (seconds).",
+    )
+    jobs_per_client: int = Field(
+        default=4,
+        ge=1,
+        description="Asynchronous jobs one client address may have waiting or running at once (then 429).",
+    )
+    job_workers: int = Field(
+        default=2, ge=0, description="Jobs each service process runs at once (0: this process runs none)."
+    )
+    job_shutdown_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="On shutdown, how long running jobs may finish; then they go back to the queue.",
+    )
     access_log: bool = Field(
         default=True, description="One line per request on the `geo_service.access` logger (jxplan serve)."
     )

@@ -128,6 +128,18 @@ def coordinate_violations(geometry: dict[str, Any]) -> list[Violation]:
         return [
             Violation("geometry", f"coordinates of a {geometry['type']} must be {nesting[1]}, in numbers")
         ]
+    kind, coordinates = geometry.get("type"), geometry.get("coordinates")
+    polygons: Any = [coordinates] if kind == "Polygon" else coordinates if kind == "MultiPolygon" else []
+    for polygon in polygons:
+        for ring in polygon:
+            if len(ring) < 4 or list(ring[0]) != list(ring[-1]):
+                return [
+                    Violation(
+                        "geometry",
+                        "a polygon ring must be closed, with at least 4 positions, the last repeating "
+                        f"the first (RFC 7946 §3.1.6); one has {len(ring)}, {ring[0]} to {ring[-1]}",
+                    )
+                ]
     return []
 
 

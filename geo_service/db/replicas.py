@@ -242,6 +242,14 @@ class Replicas:
         self.reads[replica.name] -= 1
         self.reads[PRIMARY] += 1
 
+    def read_failed(self, name: str) -> None:
+        """A read failed on the replica `name` (it went away during the read): skip it until it is checked
+        again; the read is counted again where it is retried."""
+        for replica in self.replicas:
+            if replica.name == name:
+                self._skip(replica, "down", "a read failed on it")
+                self.reads[name] -= 1
+
     def status(self) -> list[dict[str, Any]]:
         """What /ready and the metrics show of each replica."""
         return [
@@ -274,36 +282,83 @@ def read_after(header: str | None, cookie: str | None) -> int | None:
         ) from None
 
 
-async def pool_for(
-    replicas: Replicas | None, primary: ReadPool, header: str | None, cookie: str | None
-) -> ReadPool:
-    """The read pool one request reads from (the primary's without replicas)."""
-    after = read_after(header, cookie)
-    if replicas is None or not replicas.replicas:
-        replicas_reads(replicas, PRIMARY)
-        return primary
-    name, pool = await replicas.choose(after)
-    replicas.reads[name] += 1
-    return pool
-
-
 def replicas_reads(replicas: Replicas | None, name: str) -> None:
     if replicas is not None:
         replicas.reads[name] += 1
 
 
+# keys of a request's scope state: the replica a read went to, and a retry's order to read from the primary
+READ_TARGET = "jxplan_read_target"
+PRIMARY_ONLY = "jxplan_primary_only"
+
+
 async def reads_for(request: Any) -> ReadPool:
-    """The read pool of one HTTP request: its `JXPlan-Read-After` header or cookie says what it must see."""
+    """The read pool of one HTTP request: its `JXPlan-Read-After` header or cookie says what it must see.
+    The replica chosen is noted in the request's scope, so that `ReplicaRetry` can read again elsewhere."""
     state = request.app.state
-    return await pool_for(
-        getattr(state, "replicas", None),
-        state.reads,
-        request.headers.get(READ_AFTER_HEADER),
-        request.cookies.get(READ_AFTER_COOKIE),
-    )
+    replicas: Replicas | None = getattr(state, "replicas", None)
+    scope_state = request.scope.setdefault("state", {})
+    if scope_state.get(PRIMARY_ONLY) or replicas is None or not replicas.replicas:
+        read_after(request.headers.get(READ_AFTER_HEADER), request.cookies.get(READ_AFTER_COOKIE))
+        replicas_reads(replicas, PRIMARY)
+        primary: ReadPool = state.reads
+        return primary
+    after = read_after(request.headers.get(READ_AFTER_HEADER), request.cookies.get(READ_AFTER_COOKIE))
+    name, pool = await replicas.choose(after)
+    replicas.reads[name] += 1
+    scope_state[READ_TARGET] = name
+    return pool
+
+
+class ReplicaRetry:
+    """ASGI middleware: a GET or HEAD whose read went to a replica and failed there before anything was sent
+    (a 503: the replica stopped or restarted during the read) is skipped and read again from the primary, so
+    that a replica that dies under a read costs its reader nothing. A response already started (a page
+    being streamed) cannot be taken back; it ends as a broken transfer, which clients retry."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        failed: list[str] = []
+
+        async def held(message: Any) -> None:
+            if failed:
+                return  # the failed answer's body: dropped
+            if message["type"] == "http.response.start" and message["status"] == 503:
+                target = scope.get("state", {}).get(READ_TARGET)
+                if target is not None and target != PRIMARY:
+                    failed.append(target)
+                    return
+            await send(message)
+
+        await self.app(scope, receive, held)
+        if not failed:
+            return
+        replicas: Replicas | None = getattr(scope["app"].state, "replicas", None)
+        if replicas is not None:
+            replicas.read_failed(failed[0])
+        log.warning("a read failed on replica %s; read again from the primary", failed[0])
+        scope["state"] = {**scope.get("state", {}), PRIMARY_ONLY: True, READ_TARGET: None}
+
+        replayed = False
+
+        async def replay() -> Any:  # a GET's (empty) body was taken by the first attempt: give it again
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# POSTs that change no feature: a process's execution reads, a job lives on the primary (geo_service.analysis)
+_NOT_DATA_WRITES = ("/processes/", "/jobs")
 READ_AFTER_COOKIE_S = 60  # long enough for any replica within replica_max_lag_ms to catch up
 
 
@@ -315,7 +370,11 @@ class ReadAfterWrites:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] not in _WRITES:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in _WRITES
+            or scope["path"].startswith(_NOT_DATA_WRITES)
+        ):
             await self.app(scope, receive, send)
             return
         state = scope["app"].state if "app" in scope else None

@@ -12,15 +12,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import shapely
-from pyproj import Transformer
 from shapely.geometry import mapping, shape
 from sqlalchemy.exc import IntegrityError
 
 from geo_service.catalog import Layer
 from geo_service.errors import Problem
-from geo_service.ogc.crs import CRS84_CRS, STORAGE_SRID, parse_crs
+from geo_service.ogc.crs import CRS84_CRS, parse_crs, to_storage_geometry
 from geo_service.validation import (
     MAX_JSON_DEPTH,
     Violation,
@@ -90,17 +88,13 @@ def _to_wgs84(geometry: dict[str, Any], content_crs: str | None) -> dict[str, An
         geom = shape(geometry)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, shapely.errors.GEOSException) as exc:
         raise _reject([Violation("geometry", f"malformed coordinates: {exc}")]) from None
-    transformer = Transformer.from_crs(crs.srid, STORAGE_SRID, always_xy=True)
-
-    def convert(xy: np.ndarray) -> np.ndarray:
-        east, north = (xy[:, 1], xy[:, 0]) if crs.flip_axes else (xy[:, 0], xy[:, 1])
-        return np.column_stack(transformer.transform(east, north))
-
-    return dict(mapping(shapely.transform(geom, convert)))
+    return dict(mapping(to_storage_geometry(geom, crs)))
 
 
-async def read_json(request: Any, media_types: tuple[str, ...]) -> Any:
-    """The request's body as JSON, after the media type and size checks."""
+async def read_json(request: Any, media_types: tuple[str, ...], invalid: type[Problem] | None = None) -> Any:
+    """The request's body as JSON, after the media type and size checks (`invalid`: the problem raised for
+    a body that is not JSON, or nested too deep; an invalid feature by default)."""
+    invalid = invalid or InvalidFeature
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in media_types:
         raise UnsupportedMediaType(
@@ -114,7 +108,7 @@ async def read_json(request: Any, media_types: tuple[str, ...]) -> Any:
         body += chunk
         if len(body) > MAX_BODY:
             raise PayloadTooLarge(f"The body is over the limit of {MAX_BODY:,} bytes.")
-    nested = InvalidFeature(
+    nested = invalid(
         f"The body nests arrays or objects more than {MAX_JSON_DEPTH} levels deep; a GeoJSON Feature needs "
         "far fewer: flatten the nested properties."
     )
@@ -123,7 +117,7 @@ async def read_json(request: Any, media_types: tuple[str, ...]) -> Any:
     except RecursionError:
         raise nested from None
     except ValueError as exc:
-        raise InvalidFeature(f"The body is not valid JSON: {exc}.") from None
+        raise invalid(f"The body is not valid JSON: {exc}.") from None
     if too_deep(document):
         raise nested
     return document

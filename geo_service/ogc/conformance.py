@@ -37,4 +37,23 @@ TILES = [
     for n in ("core", "tileset", "tilesets-list", "geodata-tilesets", "dataset-tilesets", "mvt")
 ]
 
-CONFORMS_TO = [CORE, GEOJSON, HTML, OAS30, CRS_BY_REFERENCE, *FILTERING, *CQL2, *SCHEMAS, *EDITING, *TILES]
+# OGC API – Processes – Part 1: Core (geo_service.analysis): sync and async execution, JSON, the job list and
+# dismissal; not html (the process pages are JSON only) nor callback
+PROCESSES = [
+    f"http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/{n}"
+    for n in ("core", "ogc-process-description", "json", "oas30", "job-list", "dismiss")
+]
+
+CONFORMS_TO = [
+    CORE,
+    GEOJSON,
+    HTML,
+    OAS30,
+    CRS_BY_REFERENCE,
+    *FILTERING,
+    *CQL2,
+    *SCHEMAS,
+    *EDITING,
+    *TILES,
+    *PROCESSES,
+]

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import shapely
+from pyproj import Transformer
+from shapely.geometry.base import BaseGeometry
+
 from geo_service.errors import InvalidParameter
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -102,3 +107,16 @@ def parse_crs(raw: str | None, parameter: str) -> CRS:
 def content_crs(crs: CRS) -> str:
     """The `Content-Crs` header value: the URI in angle brackets."""
     return f"<{crs.uri}>"
+
+
+def to_storage_geometry(geom: BaseGeometry, crs: CRS) -> BaseGeometry:
+    """A geometry whose coordinates are written in `crs` (its axis order), in CRS84 longitude/latitude."""
+    if crs.srid == STORAGE_SRID and not crs.flip_axes:
+        return geom
+    transformer = Transformer.from_crs(crs.srid, STORAGE_SRID, always_xy=True)
+
+    def convert(xy: np.ndarray) -> np.ndarray:
+        east, north = (xy[:, 1], xy[:, 0]) if crs.flip_axes else (xy[:, 0], xy[:, 1])
+        return np.column_stack(transformer.transform(east, north))
+
+    return shapely.transform(geom, convert)

@@ -20,6 +20,9 @@ from geo_service.settings import Settings
 
 router = APIRouter()
 
+REL_PROCESSES = "http://www.opengis.net/def/rel/ogc/1.0/processes"
+REL_JOB_LIST = "http://www.opengis.net/def/rel/ogc/1.0/job-list"
+
 TITLE = "嘉兴市“十四五”规划空间信息服务 Jiaxing 14th Five-Year Plan GIS"
 DESCRIPTION = (
     "嘉兴市国民经济和社会发展第十四个五年规划的空间项目:示范区、G60科创走廊、轨道与道路、战略平台。"
@@ -62,6 +65,8 @@ async def landing_page(request: Request, settings: Settings = Depends(get_settin
                 JSON,
                 "瓦片矩阵集 Tiling schemes",
             ),
+            link(url(request, settings, "/processes"), REL_PROCESSES, JSON, "分析过程 Processes"),
+            link(url(request, settings, "/jobs"), REL_JOB_LIST, JSON, "分析任务 Jobs"),
             link(url(request, settings, "/maps"), "related", HTML, "地图 Maps"),
         ],
     }
@@ -97,7 +102,8 @@ async def api_definition(
     """The OpenAPI 3.0 document (JSON), or a readable list of its operations (HTML)."""
     reject_unknown(request.query_params, ["f"])
     fmt = negotiate(request, [OPENAPI, HTML, JSON])
-    doc = openapi_document(catalog, settings, base_url(request, settings), TITLE, DESCRIPTION)
+    extra = getattr(request.app.state, "openapi_paths", None)
+    doc = openapi_document(catalog, settings, base_url(request, settings), TITLE, DESCRIPTION, extra)
     if fmt == HTML:
         return render(
             request, "api.html", doc=doc, title="接口 API", base=base_url(request, settings), links=[]

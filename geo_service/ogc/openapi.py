@@ -314,9 +314,15 @@ def _add_writes(paths: dict[str, Any]) -> None:
 
 
 def openapi_document(
-    catalog: Catalog, settings: Settings, base: str, title: str, description: str
+    catalog: Catalog,
+    settings: Settings,
+    base: str,
+    title: str,
+    description: str,
+    extra_paths: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The API definition clients (QGIS, GDAL, the OGC test suite) read for paths and parameter limits."""
+    """The API definition clients (QGIS, GDAL, the OGC test suite) read for paths and parameter limits;
+    `extra_paths`: those of other parts of the service (the processes)."""
     parameters = declarations(settings.default_limit, settings.max_limit)
     parameters["collectionId"]["schema"]["enum"] = list(catalog.layers)
     problem = {"content": {PROBLEM_JSON: {"schema": _ref("schemas", "Problem")}}}
@@ -494,6 +500,7 @@ def openapi_document(
         ]
         paths[f"/collections/{layer.id}/items"] = {"get": operation}
     paths |= openapi_paths()  # /health, /ready, /metrics
+    paths |= extra_paths or {}
     _add_unavailable(paths)
     return {
         "openapi": "3.0.3",
@@ -504,7 +511,13 @@ def openapi_document(
             "license": {"name": "MIT"},
         },
         "servers": [{"url": base}],
-        "tags": [{"name": "Capabilities"}, {"name": "Data"}, {"name": "Editing"}, {"name": "Operations"}],
+        "tags": [
+            {"name": "Capabilities"},
+            {"name": "Data"},
+            {"name": "Editing"},
+            {"name": "Processes"},
+            {"name": "Operations"},
+        ],
         "paths": paths,
         "components": {
             "parameters": parameters,

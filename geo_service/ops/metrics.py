@@ -61,8 +61,27 @@ class RequestMetrics:
             ["collection", "operation"],
             registry=registry,
         )
+        self.processes = Counter(
+            "jxplan_process_executions",
+            "Executions of OGC API – Processes, by process, mode (sync, async) and outcome (successful, "
+            "failed: a refused input or an error; interrupted: the database went away).",
+            ["process", "mode", "outcome"],
+            registry=registry,
+        )
+        self.process_seconds = Histogram(
+            "jxplan_process_duration_seconds",
+            "Time a process took to run (its statement; an async job from being taken to its answer).",
+            ["process", "mode"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._timers: dict[tuple[str, str], Any] = {}
+
+    def observe_process(self, process: str, mode: str, outcome: str, seconds: float) -> None:
+        """Count one execution of a process."""
+        self.processes.labels(process, mode, outcome).inc()
+        self.process_seconds.labels(process, mode).observe(seconds)
 
     def observe(self, scope: Scope, route: str, status: int, seconds: float) -> None:
         """Count one answered request."""

@@ -7,6 +7,10 @@ write's preflight is granted only to a listed origin (echoed, with `Vary: Origin
 credentials mode, and cookies are not used. A write from an origin not on the list gets no grant, so the
 browser never sends it (its preflight is refused with a 403 problem saying why).
 
+A process execution (`POST /processes/{id}/execution`, geo_service.analysis) asks a question and changes no
+feature, so it is granted to any origin as a read is, and so are its job's status and results; dismissing a
+job (DELETE) is not.
+
 Reads carry the grant whether or not the request names an Origin, so a cache can give the same response to
 every client; the cost on the hot path is two headers added to the start of each response.
 """
@@ -23,11 +27,13 @@ from geo_service.errors import PROBLEM_JSON, Forbidden
 from geo_service.settings import Settings
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+EXECUTE_HEADERS = b"Content-Type, Prefer, X-Request-Id"
 WRITE_METHODS = "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE"
 WRITE_HEADERS = "Authorization, Content-Type, If-Match, Content-Crs, X-Edit-Comment, X-Request-Id"
 # what a page may read of a response beyond the CORS-safelisted headers
 EXPOSED = (
-    "ETag, Link, Location, Content-Crs, Content-Disposition, Retry-After, WWW-Authenticate, X-Request-Id"
+    "ETag, Link, Location, Content-Crs, Content-Disposition, Retry-After, WWW-Authenticate, X-Request-Id, "
+    "Preference-Applied"
 )
 MAX_AGE = "600"
 
@@ -56,7 +62,7 @@ class CorsMiddleware:
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        if method in ("GET", "HEAD"):
+        if method in ("GET", "HEAD") or (method == "POST" and _is_execution(scope["path"])):
             await self.app(scope, receive, _adding(send, READ_GRANT))
             return
         origin = _header(scope, b"origin")
@@ -79,6 +85,15 @@ class CorsMiddleware:
 
     async def _preflight(self, scope: Scope, send: Send, origin: bytes, requested: str) -> None:
         """Answer a preflight (OPTIONS with Access-Control-Request-Method) without calling the app."""
+        if requested == "POST" and _is_execution(scope["path"]):
+            headers = [
+                (b"access-control-allow-origin", b"*"),
+                (b"access-control-allow-methods", b"POST, OPTIONS"),
+                (b"access-control-allow-headers", EXECUTE_HEADERS),
+                (b"access-control-max-age", MAX_AGE.encode()),
+            ]
+            await _send(send, 204, headers, b"")
+            return
         if requested in READ_METHODS:
             headers = [
                 (b"access-control-allow-origin", b"*"),
@@ -106,6 +121,11 @@ class CorsMiddleware:
         body = json.dumps(problem.body(instance=scope["path"]), ensure_ascii=False).encode()
         headers = [(b"content-type", PROBLEM_JSON.encode()), (b"vary", b"Origin")]
         await _send(send, problem.status, headers, body)
+
+
+def _is_execution(path: str) -> bool:
+    """Whether `path` is a process execution (/processes/{processId}/execution)."""
+    return path.startswith("/processes/") and path.endswith("/execution") and path.count("/") == 3
 
 
 def _adding(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:

@@ -36,7 +36,7 @@ from geo_service.editing.keys import SHOWN_PREFIX, TOKEN_PREFIX, hash_token
 from geo_service.settings import Settings
 from tests.conftest import private_database
 
-TABLES = {"layers", "features", "feature_history", "api_keys", "audit_log"}
+TABLES = {"layers", "features", "feature_history", "api_keys", "audit_log", "jobs"}
 
 
 def _tables(url: str) -> set[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -184,6 +185,53 @@ def test_a_killed_replica_costs_no_error_and_is_used_again_when_back(setup: Setu
     before = _metric(setup.client, "jxplan_reads_total", target=setup.replica)
     assert setup.client.get(f"/collections/{LAYER}/items").status_code == 200
     assert _metric(setup.client, "jxplan_reads_total", target=setup.replica) == before + 1
+
+
+def _on_replica(setup: Setup, sql: str) -> Any:
+    with psycopg.connect(libpq_url(setup.replica_url), autocommit=True) as conn:
+        return conn.execute(sql).fetchone()
+
+
+def test_a_read_running_on_a_replica_that_dies_is_answered_from_the_primary(setup: Setup) -> None:
+    """A read waiting on the replica when the replica is killed is read again from the primary: 200.
+
+    An exclusive lock taken on the primary is replayed on the replica, so a read there waits until the
+    replica is killed; the lock is then released on the primary, where the read is retried."""
+    primary = sync_engine(setup.primary_url)
+    answer: dict[str, Any] = {}
+    reader = threading.Thread(
+        target=lambda: answer.update(response=setup.client.get(f"/collections/{LAYER}/items/{setup.fid}"))
+    )
+    try:
+        with primary.connect() as locker:
+            locker.execute(text("LOCK TABLE features IN ACCESS EXCLUSIVE MODE"))
+            with primary.begin() as other:  # a commit sends the lock's WAL record on to the replica
+                other.execute(text("SELECT pg_current_xact_id()"))
+            _until(
+                lambda: _on_replica(
+                    setup,
+                    "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                    " WHERE c.relname = 'features' AND l.mode = 'AccessExclusiveLock' AND l.granted",
+                )[0],
+                "the primary's lock is replayed on the replica",
+            )
+            setup.client.cookies.clear()
+            reader.start()
+            _until(
+                lambda: _on_replica(
+                    setup, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                )[0],
+                "the read waits on the replica",
+            )
+            setup.standby.stop(immediate=True)
+            locker.rollback()
+        reader.join(timeout=30)
+        assert answer["response"].status_code == 200, answer["response"].text
+        assert answer["response"].json()["id"] == setup.fid
+    finally:
+        primary.dispose()
+        setup.standby.start()
+    _until(lambda: _replica_state(setup.client) == "up", "the restarted replica is used again")
 
 
 def test_the_replica_really_is_a_replica(setup: Setup) -> None:

@@ -61,8 +61,8 @@ def test_declares_schemas(conforms_to: list[str]) -> None:
 
 
 def test_declares_exactly_what_is_implemented(conforms_to: list[str]) -> None:
-    """Nothing beyond what the tests back (Tiles: tests/ogc/test_tiles.py; Part 4: tests/editing): no
-    temporal or accent-insensitive CQL2."""
+    """Nothing beyond what the tests back (Tiles: tests/ogc/test_tiles.py; Part 4: tests/editing;
+    Processes: tests/analysis): no temporal or accent-insensitive CQL2, no Processes html or callback."""
     assert len(conforms_to) == len(set(conforms_to))
     expected = {CORE, GEOJSON, HTML, OAS30, PART2_CRS} | QGIS_FILTER_CLASSES
     expected |= {PART3 + "queryables", PART5 + "schemas", PART5 + "queryables", PART5 + "sortables"}
@@ -86,6 +86,10 @@ def test_declares_exactly_what_is_implemented(conforms_to: list[str]) -> None:
     }
     part4 = "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/"
     expected |= {part4 + n for n in ("create-replace-delete", "update", "features")}
+    processes = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"  # tests/analysis
+    expected |= {
+        processes + n for n in ("core", "ogc-process-description", "json", "oas30", "job-list", "dismiss")
+    }
     assert set(conforms_to) == expected
     assert not [u for u in conforms_to if "temporal" in u or "accent" in u]
 

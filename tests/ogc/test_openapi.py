@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -153,8 +154,14 @@ def test_collection_ids_match_the_collections(client: TestClient, api_doc: dict[
 
 
 def test_every_declared_path_answers(client: TestClient, api_doc: dict[str, Any], seeds: Any) -> None:
-    """Each readable path of the document open to anyone, filled with a real collection, feature and tile
-    (the tile of 嘉兴南站 at zoom 12), answers 200."""
+    """Each readable path of the document open to anyone, filled with a real collection, feature, tile
+    (the tile of 嘉兴南站 at zoom 12) and finished job, answers 200."""
+    job = client.post(
+        "/processes/county-summary/execution", json={"inputs": {}}, headers={"Prefer": "respond-async"}
+    ).json()["jobID"]
+    deadline = time.monotonic() + 30
+    while client.get(f"/jobs/{job}").json()["status"] != "successful" and time.monotonic() < deadline:
+        time.sleep(0.1)
     page = client.get("/collections/rail_stations/items", params={"limit": 1}).json()
     feature_id = page["features"][0]["id"]
     lon, lat = seeds["rail_stations"]["c01_jiaxing_south_stn"]["geometry"]["coordinates"]
@@ -164,6 +171,7 @@ def test_every_declared_path_answers(client: TestClient, api_doc: dict[str, Any]
         if "get" not in operations or operations["get"].get("security"):  # needs a key: tests/ops
             continue
         real = path.replace("{collectionId}", "rail_stations").replace("{featureId}", str(feature_id))
+        real = real.replace("{jobId}", job)
         real = (
             real.replace("{tileMatrix}", "12")
             .replace("{tileRow}", str(tile.y))

@@ -25,6 +25,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import text
 
+from geo_service.analysis.openapi import openapi_paths
+from geo_service.analysis.processes import build_processes
 from geo_service.app import create_app
 from geo_service.catalog import Catalog, load_catalog
 from geo_service.editing.keys import add_key
@@ -50,7 +52,7 @@ NO_SUCCESS = {"POST /collections/{collectionId}/import"}
 def _labels() -> list[str]:
     """Every operation of the document, as schemathesis names them (`GET /collections`)."""
     catalog = load_catalog(PROJECT_ROOT / "layers", PROJECT_ROOT / "maps")
-    doc = openapi_document(catalog, Settings(), "", "", "")
+    doc = openapi_document(catalog, Settings(), "", "", "", openapi_paths(build_processes(catalog)))
     return [f"{method.upper()} {path}" for path, item in doc["paths"].items() for method in item]
 
 
@@ -67,6 +69,7 @@ class Api:
     token: str
     ids: dict[int, str]  # a few real features and their layers
     feature: dict[str, Any]  # one real feature of LAYER, as GeoJSON without links
+    jobs: dict[str, str]  # a real job for each method of /jobs/{jobId} (one to read, one to dismiss)
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +77,7 @@ def api(writable: Writable, settings: Settings, catalog: Catalog) -> Iterator[Ap
     """The module's private database served on a real socket, and its OpenAPI document as served."""
     private = settings.model_copy(update={"database_url": writable.engine.url.render_as_string(False)})
     token = add_key(writable.engine, "模糊测试 fuzzer", "admin")
+    auth = {"Authorization": f"Bearer {token}"}
     with writable.engine.connect() as conn:
         rows = conn.execute(
             text("SELECT DISTINCT ON (layer_id) id, layer_id FROM features ORDER BY layer_id, id DESC")
@@ -83,10 +87,18 @@ def api(writable: Writable, settings: Settings, catalog: Catalog) -> Iterator[Ap
         fid = next(i for i, layer in ids.items() if layer == LAYER)
         feature = httpx.get(f"{base}/collections/{LAYER}/items/{fid}").json()
         del feature["links"]
+        jobs = {}
+        for method in ("GET", "DELETE"):
+            accepted = httpx.post(
+                f"{base}/processes/county-summary/execution",
+                json={"inputs": {}},
+                headers={"Prefer": "respond-async", **auth},
+            )
+            jobs[method] = accepted.json()["jobID"]
         schema = schemathesis.openapi.from_url(f"{base}/api?f=json")
         paths = schema.raw_schema["paths"]
         assert [f"{method.upper()} {path}" for path, item in paths.items() for method in item] == LABELS
-        yield Api(schema, base, token, ids, feature)
+        yield Api(schema, base, token, ids, feature, jobs)
 
 
 def _valid_inputs(api: Api, method: str, path: str) -> list[dict[str, Any]]:
@@ -100,6 +112,12 @@ def _valid_inputs(api: Api, method: str, path: str) -> list[dict[str, Any]]:
         if method == "PATCH":
             return [{"path_parameters": t, "body": {"properties": {"note": "模糊 fuzz"}}} for t in targets]
         return [{"path_parameters": t} for t in targets]
+    if "{jobId}" in path:
+        return [{"path_parameters": {"jobId": api.jobs[method]}}]
+    if method == "POST" and path.endswith("/execution"):
+        point = {"type": "Point", "coordinates": [120.7925, 30.6954]}
+        inputs = {} if "county-summary" in path else {"site": point}
+        return [{"body": {"inputs": inputs}}]
     if method == "POST" and path.endswith("/items"):
         created = {k: v for k, v in api.feature.items() if k != "id"}
         created["properties"] = created["properties"] | {"code": "fuzz_created"}
