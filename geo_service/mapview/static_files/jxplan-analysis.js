@@ -13,8 +13,8 @@
   var labels = { status: {}, accuracy: {} };
 
   var RELATIONS = {
-    within: "在内 within",
-    contains: "包含 contains",
+    within: "场地在其范围内 site within it",
+    contains: "位于场地内 inside the site",
     intersects: "相交 intersects",
   };
   var NEAREST = [
@@ -51,13 +51,15 @@
     return node;
   }
 
-  /* A path on this service ("/collections/…"), or null: the report's hrefs are the only links it makes. */
+  /* The path (and query) of an address on this service — the server's hrefs are absolute, on the origin the
+   * page came from — or null for anything else: only this service's own pages become links. */
   function localPath(href) {
     var text = String(href || "");
-    if (text.charAt(0) !== "/" || text.charAt(1) === "/" || text.charAt(1) === "\\") return null;
+    if (!text || text.indexOf("//") === 0 || text.charAt(1) === "\\") return null;
     try {
       var url = new URL(text, window.location.origin);
-      return url.origin === window.location.origin ? url.pathname + url.search : null;
+      if (url.origin !== window.location.origin || !/^https?:$/.test(url.protocol)) return null;
+      return url.pathname + url.search;
     } catch (e) {
       return null;
     }
