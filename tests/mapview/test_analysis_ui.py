@@ -21,6 +21,7 @@ from geo_service.editing.keys import add_key
 from geo_service.loader import load
 from geo_service.settings import PROJECT_ROOT, Settings
 from tests.conftest import private_database, running_server
+from tests.mapview.conftest import PROBE_NAME, PROBE_PLAN_TEXT
 from tests.mapview.test_browser import LOAD_TIMEOUT_MS, Traffic, browser  # noqa: F401  (the browser fixture)
 
 SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
@@ -344,7 +345,29 @@ def editor_server(
 
 def test_editor_checks_the_shape_before_saving(browser: Browser, editor_server: EditorServer) -> None:  # noqa: F811
     """In the editor a zone drawn over 南湖 is checked with Check: the conflict is listed in the panel with a
-    warning, and Save still creates the feature."""
+    warning, and Save still creates the feature. An item with markup in its name (added first) is shown as
+    text."""
+    auth = {"Authorization": f"Bearer {editor_server.editor_key}"}
+    ring = [[lon, lat] for lat, lon in [*OVER_THE_LAKE, OVER_THE_LAKE[0]]]
+    probe = httpx.post(
+        f"{editor_server.base}/collections/ecology_culture/items",
+        json={
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [ring]},
+            "properties": {
+                "code": "analysis_ui_probe",
+                "name_zh": PROBE_NAME,
+                "name_en": "Probe <script>window.jxplanInjected = 2</script>",
+                "category": "ecology",
+                "status": "planned",
+                "accuracy": "approximate",
+                "county": ["330402"],
+                "plan_text": PROBE_PLAN_TEXT,
+            },
+        },
+        headers=auth,
+    )
+    assert probe.status_code == 201, probe.text
     opened = _open(browser, f"{editor_server.base}/editor")
     page = opened.page
     page.on("dialog", lambda dialog: dialog.accept())
@@ -372,6 +395,8 @@ def test_editor_checks_the_shape_before_saving(browser: Browser, editor_server: 
     assert "jx-sc-conflict" in (box.locator(".jx-sc-item").first.get_attribute("class") or "")
     assert "南湖" in box.inner_text()
     assert "仍可保存" in box.locator(".jx-ed-warning").inner_text()
+    assert PROBE_NAME in box.inner_text() and box.locator("img, script, b").count() == 0
+    assert page.evaluate("() => window.jxplanInjected") is None
     assert page.locator("path.jx-sc-highlight-conflict").count() >= 1
     for name, value in {
         "code": "analysis_ui_zone",
