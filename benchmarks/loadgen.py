@@ -146,9 +146,7 @@ async def run_http(
     base_url: str, paths: Sequence[str], concurrency: int, duration: float, pid: int | None
 ) -> Sample:
     """GET the paths in turn (a keep-alive connection per worker, no compression asked for)."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"Accept-Encoding": "identity"}
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, headers=headers, timeout=120) as client:
+    async with _client(base_url, concurrency) as client:
 
         async def call(n: int) -> tuple[bool, int, str | None]:
             response = await client.get(paths[n % len(paths)])
@@ -156,6 +154,76 @@ async def run_http(
             if response.status_code in OK_STATUS:
                 return True, len(body), None
             return False, 0, f"HTTP {response.status_code}: {body[:200]!r}"
+
+        return await _drive(call, concurrency, duration, pid)
+
+
+@dataclass(frozen=True)
+class PostRequest:
+    """One POST: its path, its body (sent as it is) and its headers (Content-Type among them)."""
+
+    path: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _client(base_url: str, concurrency: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Accept-Encoding": "identity"}
+    return httpx.AsyncClient(base_url=base_url, limits=limits, headers=headers, timeout=120)
+
+
+async def run_http_post(
+    base_url: str, requests: Sequence[PostRequest], concurrency: int, duration: float, pid: int | None
+) -> Sample:
+    """POST the requests in turn (a keep-alive connection per worker, no compression asked for), each
+    response's whole body read; a 200 counts as a success."""
+    async with _client(base_url, concurrency) as client:
+
+        async def call(n: int) -> tuple[bool, int, str | None]:
+            request = requests[n % len(requests)]
+            response = await client.post(request.path, content=request.body, headers=request.headers)
+            body = response.content
+            if response.status_code == 200:
+                return True, len(body), None
+            return False, 0, f"HTTP {response.status_code}: {body[:200]!r}"
+
+        return await _drive(call, concurrency, duration, pid)
+
+
+async def run_http_jobs(
+    base_url: str,
+    requests: Sequence[PostRequest],
+    concurrency: int,
+    duration: float,
+    pid: int | None,
+    poll_s: float = 0.01,
+) -> Sample:
+    """Asynchronous round trips, each timed whole: POST with `Prefer: respond-async` (201 and a job),
+    GET /jobs/{id} every `poll_s` until the job is successful, then GET its results (bytes: the results)."""
+    async with _client(base_url, concurrency) as client:
+
+        async def call(n: int) -> tuple[bool, int, str | None]:
+            request = requests[n % len(requests)]
+            headers = {**request.headers, "Prefer": "respond-async"}
+            created = await client.post(request.path, content=request.body, headers=headers)
+            if created.status_code != 201:
+                return False, 0, f"POST HTTP {created.status_code}: {created.content[:200]!r}"
+            job = "/jobs/" + str(created.json()["jobID"])
+            while True:
+                polled = await client.get(job)
+                if polled.status_code != 200:
+                    return False, 0, f"GET {job} HTTP {polled.status_code}: {polled.content[:200]!r}"
+                status = polled.json().get("status")
+                if status == "successful":
+                    break
+                if status not in ("accepted", "running"):
+                    return False, 0, f"job {status}: {polled.content[:200]!r}"
+                await asyncio.sleep(poll_s)
+            results = await client.get(job + "/results")
+            if results.status_code != 200:
+                return False, 0, f"GET results HTTP {results.status_code}: {results.content[:200]!r}"
+            return True, len(results.content), None
 
         return await _drive(call, concurrency, duration, pid)
 
@@ -267,9 +335,57 @@ async def run_wrk(
     """GET the paths in turn with wrk (`concurrency` keep-alive connections on up to two threads); the
     latency of every request comes back as wrk's histogram, so rounds merge exactly."""
     quoted = ", ".join(json.dumps(p) for p in paths)
-    mean_body = body_sizes(base_url, paths)
+    return await _wrk(
+        wrk, base_url, WRK_SCRIPT % quoted, body_sizes(base_url, paths), concurrency, duration, pid
+    )
+
+
+WRK_POST_SCRIPT = """
+local posts = {%s}
+local n = 0
+request = function()
+  n = n + 1
+  local post = posts[(n - 1) %% #posts + 1]
+  return wrk.format("POST", post[1], post[2], post[3])
+end
+""" + WRK_SCRIPT.split("end\n", 1)[1]  # the same `done` as for GETs
+
+
+def lua_string(value: str | bytes) -> str:
+    """A Lua string literal of `value`'s bytes (every byte but plain ASCII letters, digits and a few marks as
+    a decimal escape: LuaJIT, wrk's Lua, has no \\u escapes)."""
+    data = value.encode() if isinstance(value, str) else value
+    plain = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 /.,:-_[]{}"
+    return '"' + "".join(chr(b) if b in plain else f"\\{b:03d}" for b in data) + '"'
+
+
+async def run_wrk_post(
+    wrk: str,
+    base_url: str,
+    requests: Sequence[PostRequest],
+    concurrency: int,
+    duration: float,
+    pid: int | None,
+    mean_body: float,
+) -> Sample:
+    """POST the requests in turn with wrk, as `run_wrk` GETs (keep-alive, `Accept-Encoding: identity`, every
+    body read by wrk); a status of 400 or more is an error. `mean_body`: the mean size of the answers'
+    bodies (wrk counts headers too), as measured once by the caller."""
+    posts = []
+    for request in requests:
+        headers = {"Accept-Encoding": "identity", **request.headers}
+        fields = ", ".join(f"[{lua_string(k)}] = {lua_string(v)}" for k, v in headers.items())
+        posts.append(f"{{{lua_string(request.path)}, {{{fields}}}, {lua_string(request.body)}}}")
+    script = WRK_POST_SCRIPT % ", ".join(posts)
+    return await _wrk(wrk, base_url, script, mean_body, concurrency, duration, pid)
+
+
+async def _wrk(
+    wrk: str, base_url: str, lua: str, mean_body: float, concurrency: int, duration: float, pid: int | None
+) -> Sample:
+    """Run wrk with the Lua script `lua` (it makes the requests and prints the summary and histogram)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % quoted)
+        script.write(lua)
     sample = Sample()
     stop = asyncio.Event()
     sampler = asyncio.create_task(_sample_rss(pid, sample, stop)) if pid is not None else None

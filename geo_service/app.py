@@ -129,9 +129,12 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         app.state.replicas = Replicas.create(app.state.reads, settings)
         await app.state.replicas.open()
         # asynchronous jobs of the processes, run on the primary (their rows live there)
+        app.state.job_connections = read_pool(url, settings, name="jobs", max_size=2)
+        await app.state.job_connections.open(wait=False)
         app.state.jobs = JobQueue(
             app.state.engine,
             app.state.reads,
+            app.state.job_connections,
             app.state.processes,
             catalog,
             settings,
@@ -142,6 +145,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             yield
         finally:
             await app.state.jobs.stop()
+            await app.state.job_connections.close()
             await app.state.replicas.close()
             await app.state.reads.close()
             await app.state.engine.dispose()

@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,9 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from geo_service.analysis.processes import JSON, Answer, Process, prepare, run
 from geo_service.catalog import Catalog
-from geo_service.db.engine import ReadPool
+from geo_service.db.engine import ReadPool, reading
 from geo_service.db.faults import DATABASE_ERRORS
 from geo_service.errors import NotFound, Problem
+from geo_service.ogc.query import Sql
 from geo_service.settings import Settings
 
 log = logging.getLogger("geo_service.analysis")
@@ -37,7 +39,8 @@ MAX_ATTEMPTS = 3
 POLL_S = 1.0  # how often an idle runner looks for jobs another process accepted
 EXPIRE_EVERY_S = 60.0
 EXCEPTIONS = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
-ACTIVE = ("accepted", "running")
+# what a status document is made of
+STATUS_COLUMNS = "id, process_id, status, message, progress, created_at, started_at, finished_at, updated_at"
 
 
 class TooManyJobs(Problem):
@@ -77,6 +80,20 @@ def parse_job_id(job_id: str) -> uuid.UUID:
         raise no_such_job(job_id) from None
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A job a runner has taken: what it needs to run it."""
+
+    id: uuid.UUID
+    process_id: str
+    inputs: Any
+    base_url: str
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class JobQueue:
     """The jobs of one service process: submitting, reading, dismissing, and running them."""
 
@@ -84,6 +101,7 @@ class JobQueue:
         self,
         engine: AsyncEngine,
         reads: ReadPool,
+        queue: ReadPool,
         processes: dict[str, Process],
         catalog: Catalog,
         settings: Settings,
@@ -91,6 +109,7 @@ class JobQueue:
     ) -> None:
         self.engine = engine
         self.reads = reads
+        self.queue = queue  # the runner's own connections (`jxplan jobs`): autocommit, one statement each
         self.processes = processes
         self.catalog = catalog
         self.settings = settings
@@ -141,18 +160,11 @@ class JobQueue:
         self._wake.set()
         return await self.status(str(job_id), base)
 
-    async def _row(self, job_id: str) -> Any:
+    async def _row(self, job_id: str, columns: str = STATUS_COLUMNS) -> Any:
+        """The job's row (these columns), or 404 when there is none or it has expired."""
+        sql = f"SELECT {columns} FROM jobs WHERE id = :id AND expires_at > now()"
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        "SELECT id, process_id, client, status, message, progress, error, created_at,"
-                        " started_at, finished_at, updated_at FROM jobs"
-                        " WHERE id = :id AND expires_at > now()"
-                    ),
-                    {"id": parse_job_id(job_id)},
-                )
-            ).first()
+            row = (await conn.execute(text(sql), {"id": parse_job_id(job_id)})).first()
         if row is None:
             raise no_such_job(job_id)
         return row
@@ -200,8 +212,7 @@ class JobQueue:
             rows = (
                 await conn.execute(
                     text(
-                        "SELECT id, process_id, client, status, message, progress, error, created_at,"
-                        " started_at, finished_at, updated_at FROM jobs WHERE client = :client"
+                        f"SELECT {STATUS_COLUMNS} FROM jobs WHERE client = :client"
                         " AND expires_at > now() ORDER BY created_at DESC, id LIMIT :limit"
                     ),
                     {"client": client, "limit": limit},
@@ -211,18 +222,7 @@ class JobQueue:
 
     async def results(self, job_id: str) -> bytes:
         """The results document of a successful job; its problem if it failed; 404 while it is not done."""
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        "SELECT status, results::text AS results, error FROM jobs"
-                        " WHERE id = :id AND expires_at > now()"
-                    ),
-                    {"id": parse_job_id(job_id)},
-                )
-            ).first()
-        if row is None:
-            raise no_such_job(job_id)
+        row = await self._row(job_id, "status, results::text AS results, error")
         if row.status == "successful":
             return str(row.results).encode()
         if row.status == "failed":
@@ -281,16 +281,13 @@ class JobQueue:
                 await task
         if unfinished:
             with contextlib.suppress(*DATABASE_ERRORS):
-                async with self.engine.begin() as conn:
-                    await conn.execute(
-                        text(
-                            "UPDATE jobs SET status = 'accepted', attempts = greatest(attempts - 1, 0),"
-                            " lease_until = NULL, progress = 0, updated_at = now(),"
-                            " message = '服务停止,已重新排队 returned to the queue: the service stopped'"
-                            " WHERE id = ANY(:ids) AND status = 'running'"
-                        ),
-                        {"ids": unfinished},
-                    )
+                await self._execute(
+                    "UPDATE jobs SET status = 'accepted', attempts = greatest(attempts - 1, 0),"
+                    " lease_until = NULL, progress = 0, updated_at = now(),"
+                    " message = '服务停止,已重新排队 returned to the queue: the service stopped'"
+                    " WHERE id = ANY(:ids) AND status = 'running'",
+                    ids=unfinished,
+                )
             log.info("%d unfinished jobs returned to the queue", len(unfinished))
 
     async def _work(self) -> None:
@@ -318,58 +315,56 @@ class JobQueue:
             finally:
                 self._running.pop(task, None)
 
-    async def _claim(self) -> Any:
-        async with self.engine.begin() as conn:
-            # a job that died with its process MAX_ATTEMPTS times fails, rather than kill the next one too
-            await conn.execute(
-                text(
-                    "UPDATE jobs SET status = 'failed', finished_at = now(), updated_at = now(),"
-                    " expires_at = now() + make_interval(secs => :ttl),"
-                    " message = '运行多次中断 stopped without an answer ' || attempts || ' times',"
-                    " error = jsonb_build_object('status', 500,"
-                    " 'detail', 'the service stopped while running it ' || attempts || ' times')"
-                    " WHERE status = 'running' AND lease_until < now() AND attempts >= :max"
-                ),
-                {"max": MAX_ATTEMPTS, "ttl": self.settings.job_ttl_s},
-            )
-            return (
-                await conn.execute(
-                    text(
-                        "UPDATE jobs SET status = 'running', attempts = attempts + 1, progress = 10,"
-                        " lease_until = now() + make_interval(secs => :lease),"
-                        " started_at = COALESCE(started_at, now()),"
-                        " updated_at = now(), message = '运行中 running'"
-                        " WHERE id = (SELECT id FROM jobs WHERE (status = 'accepted' OR (status = 'running'"
-                        " AND lease_until < now())) AND attempts < :max AND expires_at > now()"
-                        " ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1)"
-                        " RETURNING id, process_id, inputs, base_url"
-                    ),
-                    {"lease": self.lease_s, "max": MAX_ATTEMPTS},
-                )
-            ).first()
+    async def _execute(self, sql: str, **params: Any) -> tuple[Any, ...] | None:
+        """One statement on the runner's connections (autocommit: never idle in a transaction); its row."""
+        async with reading(self.queue) as conn:
+            cur = await conn.execute(*Sql(sql, params).psycopg())
+            return await cur.fetchone() if cur.description else None
+
+    async def _claim(self) -> Claimed | None:
+        # a job that died with its process MAX_ATTEMPTS times fails, rather than kill the next one too
+        await self._execute(
+            "UPDATE jobs SET status = 'failed', finished_at = now(), updated_at = now(),"
+            " expires_at = now() + make_interval(secs => :ttl),"
+            " message = '运行多次中断 stopped without an answer ' || attempts || ' times',"
+            " error = jsonb_build_object('status', 500,"
+            " 'detail', 'the service stopped while running it ' || attempts || ' times')"
+            " WHERE status = 'running' AND lease_until < now() AND attempts >= :max",
+            max=MAX_ATTEMPTS,
+            ttl=self.settings.job_ttl_s,
+        )
+        row = await self._execute(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, progress = 10,"
+            " lease_until = now() + make_interval(secs => CAST(:lease AS float8)),"
+            " started_at = COALESCE(started_at, now()), updated_at = now(), message = '运行中 running'"
+            " WHERE id = (SELECT id FROM jobs WHERE (status = 'accepted' OR (status = 'running'"
+            " AND lease_until < now())) AND attempts < :max AND expires_at > now()"
+            " ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1)"
+            " RETURNING id, process_id, inputs, base_url",
+            lease=self.lease_s,
+            max=MAX_ATTEMPTS,
+        )
+        if row is None:
+            return None
+        job_id, process_id, inputs, base = row
+        return Claimed(job_id, _text(process_id), inputs, _text(base))
 
     async def _finish(self, job_id: uuid.UUID, status: str, message: str, **values: Any) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "UPDATE jobs SET status = :status, message = :message, progress = :progress,"
-                    " results = CAST(:results AS jsonb), error = CAST(:error AS jsonb), finished_at = now(),"
-                    " updated_at = now(), lease_until = NULL,"
-                    " expires_at = now() + make_interval(secs => :ttl)"
-                    " WHERE id = :id AND status = 'running'"  # a dismissed job stays dismissed
-                ),
-                {
-                    "id": job_id,
-                    "status": status,
-                    "message": message,
-                    "progress": 100 if status == "successful" else values.get("progress", 10),
-                    "results": values.get("results"),
-                    "error": values.get("error"),
-                    "ttl": self.settings.job_ttl_s,
-                },
-            )
+        await self._execute(
+            "UPDATE jobs SET status = :status, message = :message, progress = :progress,"
+            " results = CAST(:results AS jsonb), error = CAST(:error AS jsonb), finished_at = now(),"
+            " updated_at = now(), lease_until = NULL, expires_at = now() + make_interval(secs => :ttl)"
+            " WHERE id = :id AND status = 'running'",  # a dismissed job stays dismissed
+            id=job_id,
+            status=status,
+            message=message,
+            progress=100 if status == "successful" else 10,
+            results=values.get("results"),
+            error=values.get("error"),
+            ttl=self.settings.job_ttl_s,
+        )
 
-    async def _run(self, job: Any) -> None:
+    async def _run(self, job: Claimed) -> None:
         started = time.perf_counter()
         process = self.processes.get(job.process_id)
         outcome = "failed"
@@ -401,7 +396,6 @@ class JobQueue:
     async def _expire_forever(self) -> None:
         while not self._stopping:
             with contextlib.suppress(*DATABASE_ERRORS):
-                async with self.engine.begin() as conn:
-                    await conn.execute(text("DELETE FROM jobs WHERE expires_at <= now()"))
+                await self._execute("DELETE FROM jobs WHERE expires_at <= now()")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), EXPIRE_EVERY_S)

@@ -154,10 +154,19 @@ ReadPool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 ReadConnection = psycopg.AsyncConnection[Any]
 
 
-def read_pool(url: str, settings: Settings, pool_class: type[ReadPool] = AsyncConnectionPool) -> ReadPool:
+def read_pool(
+    url: str,
+    settings: Settings,
+    pool_class: type[ReadPool] = AsyncConnectionPool,
+    *,
+    name: str = "reads",
+    max_size: int | None = None,
+) -> ReadPool:
     """The service's pool for reads: up to twice `pool_size` connections (as the engine's pool plus its
     overflow), autocommit, kept for half an hour, each read limited to `read_timeout_ms`, a wait for a
-    connection to `db_wait_ms`. Opened by the app's lifespan."""
+    connection to `db_wait_ms`. Opened by the app's lifespan. Another `name` (and `max_size`) makes a small
+    pool of the same kind for one part of the service, its connections named `jxplan <name>` in
+    pg_stat_activity (the job runner's: `jxplan jobs`)."""
     conninfo: str | Callable[[], str] = libpq_url(url)
     if (port := cluster_port(settings)) is not None:
         base = make_url(libpq_url(url))
@@ -170,7 +179,7 @@ def read_pool(url: str, settings: Settings, pool_class: type[ReadPool] = AsyncCo
     return pool_class(
         conninfo,
         min_size=1,
-        max_size=2 * settings.pool_size,
+        max_size=max_size or 2 * settings.pool_size,
         max_idle=600,
         max_lifetime=1800,
         kwargs={
@@ -178,10 +187,11 @@ def read_pool(url: str, settings: Settings, pool_class: type[ReadPool] = AsyncCo
             "prepare_threshold": 2,
             "connect_timeout": connect_timeout(settings),
             "options": server_options(settings, *READ_SETTINGS),
+            **({} if name == "reads" else {"application_name": f"jxplan {name}"}),
         },
         configure=_configure,
         open=False,
-        name="reads",
+        name=name,
         timeout=wait_s,
         # while the database is away, each series of attempts to reconnect (backing off from 1 s) ends
         # within the wait, and the next request starts a new one: a database that returns is found within

@@ -279,3 +279,24 @@ def test_job_of_a_killed_process_is_run_again(
         assert client.get(f"/jobs/{job_id}/results").json()["report"]["county"]["adcode"] == "330402"
     assert status["progress"] == 100
     assert row(engine, job_id).attempts == 2
+
+
+def test_two_processes_share_the_queue(
+    engine: Engine, settings: Settings, catalog: Catalog, south_station_site: dict[str, Any]
+) -> None:
+    """Two service processes' runners on one database take each job once: every job succeeds at its first
+    attempt, whichever process ran it."""
+    with (
+        service(engine, settings, catalog, job_workers=0, jobs_per_client=16) as accepting,
+        service(engine, settings, catalog, job_workers=2) as first,
+        service(engine, settings, catalog, job_workers=2) as second,
+    ):
+        jobs = [
+            submit(accepting, "nearby", {"site": south_station_site, "distance": d})
+            for d in range(500, 4500, 500)
+        ]
+        for job_id in jobs:
+            wait_for(first, job_id, "successful")
+        assert second.get(f"/jobs/{jobs[0]}").json()["status"] == "successful"
+    for job_id in jobs:
+        assert row(engine, job_id).attempts == 1

@@ -81,12 +81,13 @@ def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
 
 
 def _other_backends(engine: Engine, *states: str) -> list[tuple[int, str, str | None]]:
-    """The backends of the engine's database (other than the asking one) in one of `states`."""
+    """The backends of the engine's database (other than the asking one, and the job runner's, which looks
+    for jobs every second) in one of `states`."""
     with engine.connect() as conn:
         rows = conn.execute(
             text(
                 "SELECT pid, state, wait_event FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid() AND state = ANY(:states)"
+                " AND pid <> pg_backend_pid() AND state = ANY(:states) AND application_name <> 'jxplan jobs'"
             ),
             {"states": list(states)},
         )
