@@ -78,6 +78,8 @@ OWN_VENDOR_FILES: tuple[str, ...] = (
     "@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.js",
     "@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css",
     "leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js",
+    # the county summary's chart (the UMD bundle holds its one dependency, @kurkle/color)
+    "chart.js/dist/chart.umd.min.js",
 )
 
 

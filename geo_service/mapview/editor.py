@@ -24,17 +24,15 @@ from geo_service.catalog import (
     MapDocument,
     MapLayer,
 )
-from geo_service.mapview.assets import vendor_url
 from geo_service.mapview.controls import add_controls
 from geo_service.mapview.inert import add_links, render_inert
 from geo_service.mapview.page import MapPage
 from geo_service.mapview.plan_layer import PageSetup, PlanLayer
 from geo_service.mapview.render import base_page, page_html
+from geo_service.mapview.site_check import ANALYSIS_CSS, ANALYSIS_JS, GEOMAN_CSS, GEOMAN_JS
 from geo_service.mapview.styles import style_config
 from geo_service.settings import Settings
 
-GEOMAN_JS = vendor_url("@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.js")
-GEOMAN_CSS = vendor_url("@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css")
 EDITOR_JS = versioned("/static/app/jxplan-editor.js")
 EDITOR_CSS = versioned("/static/app/jxplan-editor.css")
 
@@ -82,10 +80,12 @@ class EditorSetup(MacroElement):
 
     default_js: ClassVar[list[tuple[str, str]]] = [
         ("leaflet_geoman_js", GEOMAN_JS),
+        ("jxplan_analysis_js", ANALYSIS_JS),  # the site check the Check button runs
         ("jxplan_editor_js", EDITOR_JS),
     ]
     default_css: ClassVar[list[tuple[str, str]]] = [
         ("leaflet_geoman_css", GEOMAN_CSS),
+        ("jxplan_analysis_css", ANALYSIS_CSS),
         ("jxplan_editor_css", EDITOR_CSS),
     ]
 

@@ -13,6 +13,7 @@ from geo_service.mapview.controls import add_controls
 from geo_service.mapview.legend import Legend
 from geo_service.mapview.page import MapPage
 from geo_service.mapview.plan_layer import PageSetup, PlanLayer
+from geo_service.mapview.site_check import add_site_check
 from geo_service.mapview.styles import effective_style
 from geo_service.settings import Settings
 
@@ -54,6 +55,7 @@ def build_map(
     folium.LayerControl(position="topright", collapsed=True).add_to(m)
     Legend(doc, catalog).add_to(m)
     add_controls(m)
+    add_site_check(m)
     return page
 
 

@@ -1,5 +1,6 @@
 """HTML routes of the maps: `/maps` lists the map documents, `/maps/{map_id}` shows one;
-`/collections/{id}/map` and `/collections/{id}/items/{featureId}/map` map one collection or one feature."""
+`/collections/{id}/map` and `/collections/{id}/items/{featureId}/map` map one collection or one feature;
+`/maps/county_summary` is the county summary of the planning analysis."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from geo_service.catalog import Bilingual, Catalog, Layer
 from geo_service.errors import NotFound
 from geo_service.mapview.basemaps import tile_origins
+from geo_service.mapview.county_summary import ANALYSIS_PAGES, render_county_summary
 from geo_service.mapview.editor import render_editor
 from geo_service.mapview.plan_layer import APP_CSS, CJK_FONT_CSS
 from geo_service.mapview.render import layer_document, render_map
@@ -37,6 +39,7 @@ def map_index(catalog: Catalog = Depends(get_catalog)) -> HTMLResponse:
         "index.html",
         maps=sorted(catalog.maps.values(), key=lambda doc: doc.id != OVERVIEW),
         layers=catalog.layers,
+        analyses=ANALYSIS_PAGES,
         stylesheets=[CJK_FONT_CSS, APP_CSS],
     )
     return HTMLResponse(html)
@@ -48,6 +51,15 @@ def editor_page(
 ) -> HTMLResponse:
     """The browser editor: draw, reshape, delete and describe features with an editor key."""
     return page_response(render_editor(catalog, settings), tile_origins(settings))
+
+
+# Before /maps/{map_id}, which would take the name for a map document's.
+@router.get("/maps/county_summary", response_class=HTMLResponse, summary="区县汇总 County summary")
+def county_summary_page(
+    catalog: Catalog = Depends(get_catalog), settings: Settings = Depends(get_settings)
+) -> HTMLResponse:
+    """The seven counties: a choropleth of the share built, the table of areas, a chart by status, CSV."""
+    return page_response(render_county_summary(catalog, settings), tile_origins(settings))
 
 
 @router.get("/maps/{map_id}", response_class=HTMLResponse, summary="地图 Map")

@@ -5,6 +5,8 @@
  * details next to the feature (geometry) and next to the fields they name (properties). Saves carry
  * If-Match with the version the planner started from; a 412 shows the version someone else saved and offers
  * to load it or to save over it. Text from the data or the server is placed with textContent, never as HTML.
+ * Check (and every save) runs the server's site check on the shape and lists its conflicts with other plan
+ * items in the panel: a warning, never a block (jxplan-analysis.js draws the report).
  * `window.jxplanEditor` exposes the state for people debugging a page (and for the browser tests).
  */
 (function () {
@@ -65,6 +67,7 @@
       busy: false,
       conflict: null,
       formError: null,
+      check: null, // {geometry (JSON text), featureId, running, report, problem}
     };
     window.jxplanEditor = {
       state: state,
@@ -162,6 +165,12 @@
     messages.setAttribute("aria-live", "polite");
     panel.appendChild(messages);
 
+    // site check of the shape: conflicts with other plan items
+    var checkBox = el("div", "jx-ed-check");
+    checkBox.hidden = true;
+    checkBox.setAttribute("aria-live", "polite");
+    panel.appendChild(checkBox);
+
     // conflict
     var conflictBox = el("div", "jx-ed-conflict");
     conflictBox.hidden = true;
@@ -257,6 +266,74 @@
       if (state.selected) fillForm(state.selected.feature, {});
     }
 
+    /* ---- checking a shape (site check) ---------------------------------------------------------------- */
+
+    var analysis = window.jxplan && window.jxplan.analysis;
+    if (analysis) analysis.setLabels(cfg.labels);
+    var checkMarks = analysis ? analysis.highlighter(map) : null;
+
+    function clearCheck() {
+      state.check = null;
+      checkBox.textContent = "";
+      checkBox.hidden = true;
+      if (checkMarks) checkMarks.clear();
+    }
+
+    /* The report without the feature being edited itself (its stored shape is no conflict of its new one). */
+    function withoutSelf(report, featureId) {
+      if (featureId === null || featureId === undefined || !state.layer) return report;
+      var items = (report.items || []).filter(function (item) {
+        return !(item.layer === state.layer.id && String(item.id) === String(featureId));
+      });
+      var copy = Object.assign({}, report, { items: items });
+      copy.conflicts = items.filter(function (item) {
+        return item.conflict;
+      }).length;
+      return copy;
+    }
+
+    /* Run the site check on the selected feature's current shape and show it; `auto` when Save started it. */
+    async function runCheck(auto) {
+      var selected = state.selected;
+      if (!analysis || !selected) return null;
+      var geometry = currentGeometry(selected);
+      checkBox.hidden = false;
+      checkBox.textContent = "";
+      if (!geometry) {
+        checkBox.appendChild(el("p", "jx-ed-msg jx-ed-info", "先绘制位置再检查。Draw a location first, then check."));
+        return null;
+      }
+      var check = { geometry: JSON.stringify(geometry), featureId: selected.id, running: true, report: null, problem: null };
+      state.check = check;
+      if (checkMarks) checkMarks.clear();
+      checkBox.appendChild(el("p", "jx-ed-msg jx-ed-info", (auto ? "保存前检查 Checking before saving" : "检查中 Checking") + "…"));
+      try {
+        var report = withoutSelf(await analysis.siteCheck(geometry), selected.id);
+        if (state.check !== check) return null;
+        check.report = report;
+        var body = el("div", "jx-ed-checkreport");
+        analysis.renderReport(body, report, { compact: true });
+        checkBox.textContent = "";
+        checkBox.appendChild(el("h3", "jx-ed-checktitle", "选址检查 Site check" + (auto ? "(保存时 at save)" : "")));
+        if (report.conflicts) {
+          checkBox.appendChild(el("p", "jx-ed-msg jx-ed-warning",
+            "注意:与 " + report.conflicts + " 个规划要素冲突,仍可保存。Warning: conflicts with " +
+            report.conflicts + " plan item" + (report.conflicts > 1 ? "s" : "") + "; saving is still possible."));
+        }
+        checkBox.appendChild(body);
+        if (checkMarks) await checkMarks.items(report);
+      } catch (error) {
+        if (state.check !== check) return null;
+        check.problem = error.problem || { title: "检查失败 Check failed", detail: String(error.message || error) };
+        checkBox.textContent = "";
+        analysis.renderProblem(checkBox, check.problem);
+      } finally {
+        check.running = false;
+        document.dispatchEvent(new CustomEvent("jxplan:editorcheck", { detail: { check: check } }));
+      }
+      return check;
+    }
+
     /* ---- loading a layer ---------------------------------------------------------------------------- */
 
     function styleFor(feature) {
@@ -300,6 +377,7 @@
 
     async function chooseLayer(id) {
       clearSelection();
+      clearCheck();
       group.clearLayers();
       state.layer = layersById[id] || null;
       state.loaded = 0;
@@ -394,6 +472,7 @@
       if (map.pm && map.pm.globalDrawModeEnabled && map.pm.globalDrawModeEnabled()) return;
       clearSelection();
       var id = layer.feature.id;
+      if (state.check && String(state.check.featureId) !== String(id)) clearCheck();
       var response = await fetch(featureUrl(id), { headers: headers() });
       if (!response.ok) {
         say((await readProblem(response)).detail, "error");
@@ -429,6 +508,7 @@
       if (!state.layer) return;
       var placing = state.selected && !state.selected.layer && !state.selected.isNew;
       if (!placing) clearSelection();
+      clearCheck();
       say("在地图上点击绘制;多边形点击第一个点结束。Click on the map to draw; close a polygon on its first point.");
       map.pm.enableDraw(state.layer.tool, { pathOptions: styleFor({ properties: {} }) });
     }
@@ -561,6 +641,12 @@
       var canEdit = Boolean(state.caller && state.caller.role !== "reader");
       saveButton.disabled = !canEdit;
       actions.appendChild(saveButton);
+      var checkButton = button("检查 Check", "jx-ed-checkbtn", function () {
+        runCheck(false);
+      });
+      checkButton.title = "选址检查:与其他规划要素的冲突 Site check: conflicts with other plan items";
+      checkButton.disabled = !analysis;
+      actions.appendChild(checkButton);
       if (state.selected && !state.selected.isNew) {
         var del = button("删除 Delete", "jx-ed-delete", removeSelected);
         del.disabled = !canEdit;
@@ -573,6 +659,7 @@
       actions.appendChild(button("取消 Cancel", "jx-ed-cancel", function () {
         if (state.selected && !state.selected.isNew && state.selected.feature.geometry) restoreShape(state.selected);
         clearSelection();
+        clearCheck();
         say("");
       }));
       if (!canEdit) actions.appendChild(el("span", "jx-ed-hint", "保存需要编辑密钥 Saving needs an editor key"));
@@ -658,6 +745,8 @@
       var commentInput = form.querySelector('[name="__comment"]');
       var comment = commentInput ? commentInput.value.trim() : "";
       var body = { type: "Feature", geometry: currentGeometry(selected), properties: formProperties() };
+      // the shape is checked as it is saved, unless that very shape was just checked: a warning, not a block
+      if (body.geometry && !(state.check && state.check.geometry === JSON.stringify(body.geometry))) runCheck(true);
       var extra = { "Content-Type": "application/geo+json" };
       if (comment) extra["X-Edit-Comment"] = encodeURIComponent(comment);
       var url;
@@ -702,6 +791,7 @@
       state.conflict = null;
       conflictBox.hidden = true;
       var added = addFeature(feature);
+      if (state.check && state.check.featureId === selected.id) state.check.featureId = id; // a new one's check
       if (added) {
         await select(added);
       } else {

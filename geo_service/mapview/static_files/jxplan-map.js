@@ -32,6 +32,9 @@
   ];
   var theMap = null;
   var configs = {};
+  // What a click on a plan feature does while a tool is active: null (its popup), {pick: fn(feature, cfg)}
+  // (the tool takes the feature) or {draw: true} (nothing: the tool is drawing).
+  var clickMode = null;
 
   window.jxplanLoaded = 0;
   window.jxplanLayers = state;
@@ -243,6 +246,22 @@
           return popupContent(feature, cfg);
         }, { maxWidth: 380, maxHeight: 420, className: "jx-popup-wrap" });
         layer.bindTooltip(tooltipContent(feature), { sticky: true, className: "jx-tooltip" });
+        // While a tool is active (site check) a click goes to the tool, not to the popup. The popup's own
+        // click handler is wrapped rather than removed: Geoman takes it off and puts it back around drawing.
+        var openPopup = layer._openPopup;
+        layer._openPopup = function (event) {
+          var taken = event && event.originalEvent && event.originalEvent._jxplanTaken;
+          if (clickMode || taken) return; // drawing: the click goes on to the map, where the tool takes it
+          openPopup.call(layer, event);
+        };
+        layer.off("click", openPopup, layer);
+        layer.on("click", layer._openPopup, layer);
+        layer.on("click", function (event) {
+          if (!clickMode || !clickMode.pick) return;
+          L.DomEvent.stop(event);
+          if (event.originalEvent) event.originalEvent._jxplanTaken = true;
+          clickMode.pick(feature, cfg);
+        });
       },
     });
     var start = new URL(cfg.items, document.baseURI).href;
@@ -273,6 +292,7 @@
    * there (a box of a few pixels around the click), the topmost layer first, and explains it in a popup.
    * Tiles carry only a few properties; the popup shows the whole feature, as on the GeoJSON layers. */
   async function identify(map, event) {
+    if (clickMode && !clickMode.pick) return; // a tool is drawing on the map
     if (event.originalEvent && event.originalEvent.target && event.originalEvent.target.closest &&
         event.originalEvent.target.closest(".jxplan-feature")) return;
     var shown = tileLayers
@@ -300,7 +320,8 @@
       var page = await response.json();
       var feature = (page.features || [])[0];
       if (feature) {
-        popupAt(map, event.latlng, feature, shown[i].cfg);
+        if (clickMode && clickMode.pick) clickMode.pick(feature, shown[i].cfg);
+        else popupAt(map, event.latlng, feature, shown[i].cfg);
         return;
       }
     }
@@ -861,7 +882,11 @@
     }
   }
 
-  window.jxplan = {
+  function setClickMode(mode) {
+    clickMode = mode || null;
+  }
+
+  window.jxplan = Object.assign(window.jxplan || {}, {
     setup: setup,
     planLayer: planLayer,
     legend: legend,
@@ -871,5 +896,6 @@
     searchAll: searchAll,
     choose: choose,
     setStatusGroup: setStatusGroup,
-  };
+    setClickMode: setClickMode,
+  });
 })();
