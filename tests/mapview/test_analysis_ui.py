@@ -19,12 +19,11 @@ from geo_service.catalog import Catalog
 from geo_service.db.engine import sync_engine
 from geo_service.editing.keys import add_key
 from geo_service.loader import load
-from geo_service.settings import PROJECT_ROOT, Settings
+from geo_service.settings import Settings
 from tests.conftest import private_database, running_server
 from tests.mapview.conftest import PROBE_NAME, PROBE_PLAN_TEXT
 from tests.mapview.test_browser import LOAD_TIMEOUT_MS, Traffic, browser  # noqa: F401  (the browser fixture)
 
-SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
 LOCAL = {"127.0.0.1", "localhost"}
 MAP = "ecology_culture"  # 生态与文化: the ecology and culture areas, 南湖 among them
 LAKE = "e19_nanhu_lake"
@@ -131,7 +130,7 @@ def _check_drawn(page: Page, corners: list[tuple[float, float]], zoom: int = 15)
     return state
 
 
-def test_drawn_site_lists_the_conflict_first(map_page: Opened, live_server: str) -> None:
+def test_drawn_site_lists_the_conflict_first(map_page: Opened, live_server: str, output_dir: Path) -> None:
     """A polygon drawn over 南湖: the panel names the county, lists 南湖 first, in red, as a conflict with its
     reason and schematic accuracy, and the nearest station with its distance; the conflicting items are
     highlighted on the map in red; every item links to its page."""
@@ -177,8 +176,7 @@ def test_drawn_site_lists_the_conflict_first(map_page: Opened, live_server: str)
     ]
     page.mouse.move(700, 15)  # onto the header, off the map: no tooltip covers the picture
     page.wait_for_timeout(300)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "site-check.png"))
+    page.screenshot(path=str(output_dir / "site-check.png"))  # docs/img/site-check.png is a copy
 
 
 def test_a_site_by_the_station_names_it_nearest(map_page: Opened, seeds: Seeds) -> None:
@@ -250,7 +248,7 @@ def test_map_page_stays_offline(map_page: Opened) -> None:
     assert any("/static/app/jxplan-analysis.js" in url for url in urls)
 
 
-def test_county_summary_page(browser: Browser, live_server: str) -> None:  # noqa: F811
+def test_county_summary_page(browser: Browser, live_server: str, output_dir: Path) -> None:  # noqa: F811
     """Seven county polygons coloured by the share built, a legend, a chart with content, the table with the
     city and its seven counties (Chinese first), and a CSV file with a header line."""
     opened = _open(browser, f"{live_server}/maps/county_summary")
@@ -289,8 +287,7 @@ def test_county_summary_page(browser: Browser, live_server: str) -> None:  # noq
     lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
     assert len(lines) >= 9 and "adcode" in lines[0]
     page.wait_for_timeout(300)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "county-summary.png"))
+    page.screenshot(path=str(output_dir / "county-summary.png"))  # docs/img/county-summary.png: a copy
     _local_only(opened)
     assert not opened.traffic.failures, opened.traffic.failures
     assert any("/static/vendor/chart.js/dist/" in url for url in opened.traffic.urls)
