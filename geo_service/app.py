@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from geo_service.analysis import routes as analysis_routes
 from geo_service.analysis.jobs import JobQueue
 from geo_service.analysis.openapi import openapi_paths as analysis_openapi_paths
-from geo_service.analysis.processes import build_processes
+from geo_service.analysis.processes import AnswerCache, build_processes
 from geo_service.caching import install_cache_policy
 from geo_service.catalog import Catalog, load_catalog
 from geo_service.compression import install_compression
@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             catalog,
             settings,
             observe=app.state.metrics.observe_process,
+            answers=app.state.answers,
         )
         app.state.jobs.start()
         try:
@@ -160,6 +161,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.state.settings = settings
     app.state.catalog = catalog
     app.state.processes = build_processes(catalog)
+    app.state.answers = AnswerCache()
     app.state.openapi_paths = analysis_openapi_paths(app.state.processes)
     app.state.matched_counts = MatchedCounts()
     app.state.tile_cache = TileCache(settings.tile_cache_mb * 2**20)

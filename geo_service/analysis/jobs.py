@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from geo_service.analysis.processes import JSON, Answer, Process, prepare, run
+from geo_service.analysis.processes import JSON, Answer, AnswerCache, Process, prepare, run
 from geo_service.catalog import Catalog
 from geo_service.db.engine import ReadPool, reading
 from geo_service.db.faults import DATABASE_ERRORS
@@ -106,6 +106,7 @@ class JobQueue:
         catalog: Catalog,
         settings: Settings,
         observe: Callable[[str, str, str, float], None] | None = None,
+        answers: AnswerCache | None = None,
     ) -> None:
         self.engine = engine
         self.reads = reads
@@ -114,6 +115,7 @@ class JobQueue:
         self.catalog = catalog
         self.settings = settings
         self.observe = observe
+        self.answers = answers
         self.lease_s = settings.read_timeout_ms / 1000 * 2 + 10
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -371,7 +373,8 @@ class JobQueue:
         try:
             if process is None:
                 raise Problem(f"This service no longer offers the process {job.process_id!r}.", status=404)
-            answer: Answer = await run(prepare(process, job.inputs, self.catalog, job.base_url), self.reads)
+            prepared = prepare(process, job.inputs, self.catalog, job.base_url)
+            answer: Answer = await run(prepared, self.reads, self.answers)
             await self._finish(
                 job.id,
                 "successful",

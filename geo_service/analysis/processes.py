@@ -6,6 +6,7 @@ PostgreSQL built.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,6 +100,8 @@ class Prepared:
     sql: Sql
     site: Site | None = None
     reach_m: float = 0.0  # how far from Jiaxing the site may lie
+    # an answer that depends only on these layers' contents is kept under their versions (AnswerCache)
+    depends_on: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,9 +206,13 @@ def _prepare_site_check(inputs: dict[str, Any], catalog: Catalog, base: str) -> 
 
 def _prepare_county_summary(inputs: dict[str, Any], catalog: Catalog, base: str) -> Prepared:
     layers = inputs.get("layers") or default_layers(catalog)
+    depends_on = tuple(sorted({*layers, statements.BOUNDARIES}))
     if inputs.get("format", "json") == "csv":
-        return Prepared("county-summary", "summary", CSV, statements.county_summary_csv(layers))
-    return Prepared("county-summary", "summary", JSON, statements.county_summary(layers))
+        sql = statements.county_summary_csv(layers)
+        return Prepared("county-summary", "summary", CSV, sql, depends_on=depends_on)
+    return Prepared(
+        "county-summary", "summary", JSON, statements.county_summary(layers), depends_on=depends_on
+    )
 
 
 def _prepare_nearby(inputs: dict[str, Any], catalog: Catalog, base: str) -> Prepared:
@@ -326,11 +333,59 @@ def prepare(process: Process, inputs: Any, catalog: Catalog, base: str) -> Prepa
     return process.prepare(check_inputs(process.id, process.input_schema, inputs), catalog, base)
 
 
-async def run(prepared: Prepared, pool: ReadPool) -> Answer:
-    """Run a prepared execution in PostgreSQL; a site not found or outside Jiaxing is a 400."""
+class AnswerCache:
+    """The answers of one service process that depend only on whole layers (the county summary), each kept
+    under the versions of the layers it reads, as the database has them when asked: an edit to any of them
+    bumps its version (a trigger), so the next execution computes afresh. Versions are read on the server that
+    answers, in the same connection, so a replica's answer is kept under the replica's versions."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self.items: OrderedDict[tuple[str, ...], bytes] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[str, ...]) -> bytes | None:
+        """The answer kept under `key`, if any."""
+        body = self.items.get(key)
+        if body is None:
+            self.misses += 1
+            return None
+        self.items.move_to_end(key)
+        self.hits += 1
+        return body
+
+    def put(self, key: tuple[str, ...], body: bytes) -> None:
+        """Keep an answer (the least recently used goes when full)."""
+        self.items[key] = body
+        self.items.move_to_end(key)
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+_VERSIONS_SQL = Sql(
+    "SELECT string_agg(id || ':' || version, ',' ORDER BY id) FROM layers"
+    " WHERE id = ANY(CAST(:ids AS text[]))",
+    {},
+)
+
+
+async def run(prepared: Prepared, pool: ReadPool, cache: AnswerCache | None = None) -> Answer:
+    """Run a prepared execution in PostgreSQL; a site not found or outside Jiaxing is a 400. With a cache, an
+    answer that depends only on whole layers comes from it while those layers are unchanged."""
     async with reading(pool) as conn:
+        key = None
+        if cache is not None and prepared.depends_on:
+            sql, _ = _VERSIONS_SQL.psycopg()
+            versions = await (await conn.execute(sql, {"ids": list(prepared.depends_on)})).fetchone()
+            params = json.dumps(prepared.sql.params, sort_keys=True, default=str)
+            key = (prepared.sql.sql, params, str(versions[0] if versions else None))
+            if (kept := cache.get(key)) is not None:
+                return Answer(prepared.output_id, prepared.media_type, kept)
         cur = await conn.execute(*prepared.sql.psycopg())
         row = await cur.fetchone()
+        if key is not None and cache is not None and row is not None:
+            cache.put(key, bytes(row[0]))
     assert row is not None  # every statement answers one row
     if prepared.site is None:
         return Answer(prepared.output_id, prepared.media_type, bytes(row[0]))

@@ -157,7 +157,7 @@ async def execute(process_id: str, request: Request) -> Response:
                 status_code=201,
                 headers={"Location": location, "Preference-Applied": "respond-async"},
             )
-        answer = await run(prepared, await reads_for(request))
+        answer = await run(prepared, await reads_for(request), request.app.state.answers)
     except Problem:
         metrics.observe_process(process.id, "sync", "failed", time.perf_counter() - started)
         raise

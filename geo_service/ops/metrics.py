@@ -163,6 +163,13 @@ class ServiceCollector(Collector):
                 yield GaugeMetricFamily(
                     "jxplan_write_pool_checked_out", "Write-pool connections in use.", value=checked_out()
                 )
+        answers = getattr(self.state, "answers", None)
+        if answers is not None:
+            for name, text, count in (
+                ("hits", "Process answers (county summaries) served from the cache.", answers.hits),
+                ("misses", "Process answers looked up and computed by PostgreSQL.", answers.misses),
+            ):
+                yield CounterMetricFamily(f"jxplan_process_cache_{name}", text, value=count)
         cache: TileCache | None = getattr(self.state, "tile_cache", None)
         if cache is not None:
             for name, text, count in (
