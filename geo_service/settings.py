@@ -126,6 +126,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Asynchronous jobs one client address may have waiting or running at once (then 429).",
     )
+    jobs_kept_per_client: int = Field(
+        default=100,
+        ge=1,
+        description="Jobs one client address may keep (waiting, running or finished, not dismissed) before "
+        "it must dismiss some (then 429); each is kept JXPLAN_JOB_TTL_S with its inputs and results.",
+    )
     job_workers: int = Field(
         default=2, ge=0, description="Jobs each service process runs at once (0: this process runs none)."
     )

@@ -133,8 +133,21 @@ class JobQueue:
             # one client's submissions one after another, so that two at once cannot both pass the bound
             lock = "SELECT pg_advisory_xact_lock(hashtext('jobs:' || :client))"
             await conn.execute(text(lock), {"client": client})
-            count = "SELECT count(*) FROM jobs WHERE client = :client AND status IN ('accepted', 'running')"
-            active = (await conn.execute(text(count), {"client": client})).scalar_one()
+            count = (
+                "SELECT count(*) FILTER (WHERE status IN ('accepted', 'running')),"
+                " count(*) FILTER (WHERE status <> 'dismissed')"
+                " FROM jobs WHERE client = :client AND expires_at > now()"
+            )
+            active, kept = (await conn.execute(text(count), {"client": client})).one()
+            if kept >= self.settings.jobs_kept_per_client:
+                raise TooManyJobs(
+                    f"Your address keeps {kept} jobs, the most it may keep "
+                    f"({self.settings.jobs_kept_per_client}; each is kept for "
+                    f"{self.settings.job_ttl_s // 3600} h with its inputs and results). Dismiss the ones "
+                    "you have read (DELETE /jobs/{jobId}; GET /jobs lists them), or run the process "
+                    "synchronously (without Prefer: respond-async).",
+                    retry_after=60,
+                )
             if active >= self.settings.jobs_per_client:
                 raise TooManyJobs(
                     f"You have {active} jobs waiting or running, the most one address may have "
@@ -248,7 +261,8 @@ class JobQueue:
             found = (
                 await conn.execute(
                     text(
-                        "UPDATE jobs SET status = 'dismissed', results = NULL, updated_at = now(),"
+                        "UPDATE jobs SET status = 'dismissed', results = NULL, inputs = '{}'::jsonb,"
+                        " updated_at = now(),"
                         " finished_at = COALESCE(finished_at, now()),"
                         " message = '已撤销 dismissed by its client'"
                         " WHERE id = :id AND status <> 'dismissed' AND expires_at > now() RETURNING id"

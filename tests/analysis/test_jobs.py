@@ -300,3 +300,29 @@ def test_two_processes_share_the_queue(
         assert second.get(f"/jobs/{jobs[0]}").json()["status"] == "successful"
     for job_id in jobs:
         assert row(engine, job_id).attempts == 1
+
+
+def test_finished_jobs_kept_per_client_are_bounded(
+    engine: Engine,
+    settings: Settings,
+    catalog: Catalog,
+    problem: Callable[..., dict[str, Any]],
+    south_station_site: dict[str, Any],
+) -> None:
+    """Finished jobs count too: past JXPLAN_JOBS_KEPT_PER_CLIENT a client must dismiss some (429 until then,
+    nothing written); a dismissed job frees its place and keeps no inputs."""
+    with service(engine, settings, catalog, jobs_kept_per_client=3, jobs_per_client=3) as client:
+        with engine.begin() as conn:  # this module's earlier jobs are the same client's: start afresh
+            conn.execute(text("DELETE FROM jobs"))
+        done = [submit(client, "site-check", {"site": south_station_site}) for _ in range(3)]
+        for job_id in done:
+            wait_for(client, job_id, "successful")
+        refused = client.post(
+            "/processes/site-check/execution", json={"inputs": {"site": south_station_site}}, headers=ASYNC
+        )
+        problem(refused, 429, "keeps 3 jobs", "dismiss")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM jobs")).scalar_one() == 3
+        assert client.delete(f"/jobs/{done[0]}").status_code == 200
+        assert row(engine, done[0]).inputs == {}
+        submit(client, "site-check", {"site": south_station_site})
