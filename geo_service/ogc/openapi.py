@@ -35,6 +35,9 @@ ITEMS_PARAMETERS = [
 FEATURE_PARAMETERS = ["f", "crs", "properties", "version"]
 
 
+READ_AFTER = "JXPlan-Read-After"
+
+
 def _ref(kind: str, name: str) -> dict[str, str]:
     return {"$ref": f"#/components/{kind}/{name}"}
 
@@ -193,6 +196,14 @@ def _write(
             "required": True,
             "content": {body: {"schema": _ref("schemas", body_schema)}},
         }
+    for status, response in operation["responses"].items():
+        if status.startswith("2") and "$ref" not in response:
+            response.setdefault("headers", {})[READ_AFTER] = {
+                "description": "The primary's WAL position after this write (also set as the cookie "
+                "jxplan_read_after). A read that sends it back as a header (or the cookie) sees this write, "
+                "whichever read replica answers (docs/deployment.md, Read replicas).",
+                "schema": {"type": "string", "pattern": "^[0-9A-F]{1,8}/[0-9A-F]{1,8}$"},
+            }
     return operation
 
 
@@ -506,7 +517,9 @@ def openapi_document(
         "openapi": "3.0.3",
         "info": {
             "title": title,
-            "description": description,
+            "description": f"{description} Read your writes: every write answers {READ_AFTER} (and the "
+            "cookie jxplan_read_after); a read that sends either back sees the write, whichever read "
+            "replica answers.",
             "version": __version__,
             "license": {"name": "MIT"},
         },

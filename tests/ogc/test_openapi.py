@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -236,3 +237,22 @@ def test_operations_that_ask_the_database_declare_503(api_doc: dict[str, Any]) -
                 assert declared, path
             else:
                 assert declared == (path not in free), (method, path)
+
+
+def test_writes_declare_their_read_after_position(api_doc: dict[str, Any]) -> None:
+    """Every write's success declares the JXPlan-Read-After header it answers (read your writes with
+    replicas), in the form PostgreSQL writes a WAL position; the process executions, which write no
+    feature, do not."""
+    writes = 0
+    for path, operations in api_doc["paths"].items():
+        for method, operation in operations.items():
+            if operation.get("tags") != ["Editing"] or method == "get":
+                continue
+            for status, response in operation["responses"].items():
+                if status.startswith("2"):
+                    header = response["headers"]["JXPlan-Read-After"]
+                    assert re.fullmatch(header["schema"]["pattern"], "16/B374D848"), path
+                    writes += 1
+    assert writes >= 6
+    execution = api_doc["paths"]["/processes/site-check/execution"]["post"]["responses"]["200"]
+    assert "JXPlan-Read-After" not in execution.get("headers", {})
