@@ -465,23 +465,13 @@ def render(
 def as_json(result: AnalysisResult, *, date: str, settings: dict[str, str]) -> dict[str, Any]:
     """Every number, for benchmarks/output/results-analysis.json."""
 
-    def cells(group: Sequence[report.Cell]) -> list[dict[str, Any]]:
-        return [
-            {
-                "workload": c.workload,
-                "concurrency": c.concurrency,
-                "targets": {n: s.as_dict() for n, s in c.samples.items()},
-            }
-            for c in group
-        ]
-
     return {
         "date": date,
         "rows": result.rows,
         "load_seconds": result.load_seconds,
         "settings": settings,
-        "cells": cells(result.cells),
-        "jobs": cells(result.jobs),
+        "cells": report.cells_json(result.cells, "targets"),
+        "jobs": report.cells_json(result.jobs, "targets"),
         "probes": {k: vars(p) for k, p in result.probes.items()},
         "clients": result.clients,
         "notes": result.notes,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,3 +230,15 @@ def as_json(results: list[RowCountResult], **meta: Any) -> dict[str, Any]:
             for r in results
         ],
     }
+
+
+def cells_json(group: Sequence[Cell], samples_key: str) -> list[dict[str, Any]]:
+    """Cells as JSON: workload, concurrency and each sample's figures under `samples_key`."""
+    return [
+        {
+            "workload": c.workload,
+            "concurrency": c.concurrency,
+            samples_key: {n: s.as_dict() for n, s in c.samples.items()},
+        }
+        for c in group
+    ]

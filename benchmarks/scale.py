@@ -451,22 +451,12 @@ def render(result: ScaleResult, *, date: str, machine_info: dict[str, str], sett
 def as_json(result: ScaleResult, *, date: str, settings: dict[str, str]) -> dict[str, Any]:
     """Every number, for benchmarks/output/results-scale.json."""
 
-    def cells(group: Sequence[report.Cell]) -> list[dict[str, Any]]:
-        return [
-            {
-                "workload": c.workload,
-                "concurrency": c.concurrency,
-                "legs": {n: s.as_dict() for n, s in c.samples.items()},
-            }
-            for c in group
-        ]
-
     return {
         "date": date,
         "rows": result.rows,
         "settings": settings,
-        "reads": cells(result.cells),
-        "cold_tiles": cells(result.cold),
+        "reads": report.cells_json(result.cells, "legs"),
+        "cold_tiles": report.cells_json(result.cold, "legs"),
         "writes": {n: s.as_dict() for n, s in result.writes.items()},
         "notes": result.notes,
         "skipped": result.skipped,
