@@ -63,13 +63,15 @@ def unwrap(value: Any) -> Any:
     return value
 
 
-def check_inputs(process_id: str, schema: dict[str, Any], inputs: Any) -> dict[str, Any]:
-    """The inputs as an object, checked against the process's input schemas (unknown names are refused)."""
+def check_inputs(
+    process_id: str, validators: dict[str, Draft202012Validator], required: list[str], inputs: Any
+) -> dict[str, Any]:
+    """The inputs as an object, each checked by its schema's validator (unknown names are refused)."""
     if inputs is None:
         inputs = {}
     if not isinstance(inputs, dict):
         raise InvalidInput(f'"inputs" must be a JSON object of input names and values; got {_kind(inputs)}.')
-    known = schema["properties"]
+    known = validators
     if unknown := sorted(set(inputs) - set(known)):
         raise InvalidInput(
             f"{process_id} has no input {', '.join(repr(u) for u in unknown)}. "
@@ -77,10 +79,10 @@ def check_inputs(process_id: str, schema: dict[str, Any], inputs: Any) -> dict[s
             input=unknown[0],
         )
     values = {name: unwrap(value) for name, value in inputs.items()}
-    if missing := [name for name in schema.get("required", []) if name not in values]:
+    if missing := [name for name in required if name not in values]:
         raise InvalidInput(f"{process_id} needs the input {missing[0]!r}.", input=missing[0])
     for name, value in values.items():
-        errors = sorted(Draft202012Validator(known[name]).iter_errors(value), key=lambda e: list(e.path))
+        errors = sorted(validators[name].iter_errors(value), key=lambda e: list(e.path))
         if errors:
             where = "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in errors[0].path)
             raise InvalidInput(f"Input {name}{where}: {errors[0].message}.", input=name)

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from geo_service.analysis.processes import JSON, Answer, AnswerCache, Process, prepare, run
 from geo_service.catalog import Catalog
-from geo_service.db.engine import ReadPool, reading
+from geo_service.db.engine import ReadPool, as_text, reading
 from geo_service.db.faults import DATABASE_ERRORS
 from geo_service.errors import NotFound, Problem
 from geo_service.ogc.query import Sql
@@ -39,6 +39,7 @@ MAX_ATTEMPTS = 3
 POLL_S = 1.0  # how often an idle runner looks for jobs another process accepted
 EXPIRE_EVERY_S = 60.0
 EXCEPTIONS = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
+REL_RESULTS = "http://www.opengis.net/def/rel/ogc/1.0/results"
 # what a status document is made of
 STATUS_COLUMNS = "id, process_id, status, message, progress, created_at, started_at, finished_at, updated_at"
 
@@ -90,10 +91,6 @@ class Claimed:
     base_url: str
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class JobQueue:
     """The jobs of one service process: submitting, reading, dismissing, and running them."""
 
@@ -118,8 +115,7 @@ class JobQueue:
         self.answers = answers
         self.lease_s = settings.read_timeout_ms / 1000 * 2 + 10
         self._wake = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._stopping = False
+        self._stop = asyncio.Event()  # set by `stop`: take no more jobs
         self._last_failure: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._running: dict[asyncio.Task[None], uuid.UUID] = {}
@@ -198,7 +194,7 @@ class JobQueue:
             links.append(
                 {
                     "href": f"{base}/jobs/{row.id}/results",
-                    "rel": "http://www.opengis.net/def/rel/ogc/1.0/results",
+                    "rel": REL_RESULTS,
                     "type": JSON,
                     "title": "结果 Results",
                 }
@@ -283,7 +279,6 @@ class JobQueue:
 
     async def stop(self) -> None:
         """Stop taking jobs; let running ones finish for JXPLAN_JOB_SHUTDOWN_S; give the rest back."""
-        self._stopping = True
         self._stop.set()
         self._wake.set()
         pending: set[asyncio.Task[None]] = set()
@@ -307,7 +302,7 @@ class JobQueue:
             log.info("%d unfinished jobs returned to the queue", len(unfinished))
 
     async def _work(self) -> None:
-        while not self._stopping:
+        while not self._stop.is_set():
             try:
                 job = await self._claim()
             except DATABASE_ERRORS as exc:
@@ -363,7 +358,7 @@ class JobQueue:
         if row is None:
             return None
         job_id, process_id, inputs, base = row
-        return Claimed(job_id, _text(process_id), inputs, _text(base))
+        return Claimed(job_id, as_text(process_id), inputs, as_text(base))
 
     async def _finish(self, job_id: uuid.UUID, status: str, message: str, **values: Any) -> None:
         await self._execute(
@@ -411,7 +406,7 @@ class JobQueue:
             self.observe(job.process_id, "async", outcome, time.perf_counter() - started)
 
     async def _expire_forever(self) -> None:
-        while not self._stopping:
+        while not self._stop.is_set():
             with contextlib.suppress(*DATABASE_ERRORS):
                 await self._execute("DELETE FROM jobs WHERE expires_at <= now()")
             with contextlib.suppress(TimeoutError):

@@ -8,11 +8,21 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+from jsonschema import Draft202012Validator
+
 from geo_service.analysis import statements
-from geo_service.analysis.inputs import InvalidInput, Site, check_inputs, crs_schema, parse_site
+from geo_service.analysis.inputs import (
+    GEOMETRY_TYPES,
+    InvalidInput,
+    Site,
+    check_inputs,
+    crs_schema,
+    parse_site,
+)
 from geo_service.catalog import Catalog
 from geo_service.db.engine import ReadPool, reading
 from geo_service.ogc.query import Sql
@@ -23,14 +33,13 @@ CSV = "text/csv"
 SITE_LIMIT = 500  # items listed in a site check by default (every one is counted)
 MAX_SITE_LIMIT = 5000
 
-_POSITION = {"type": "array", "minItems": 2, "maxItems": 3, "items": {"type": "number"}}
 GEOMETRY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["type"],
     "properties": {
         "type": {
             "type": "string",
-            "enum": ["Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"],
+            "enum": list(GEOMETRY_TYPES),
         },
         "coordinates": {"type": "array"},
     },
@@ -136,16 +145,16 @@ class Process:
     inputs: dict[str, dict[str, Any]]
     outputs: dict[str, dict[str, Any]]
     prepare: Callable[[dict[str, Any], Catalog, str], Prepared]
-    examples: list[dict[str, Any]] = field(default_factory=list)
 
-    @property
-    def input_schema(self) -> dict[str, Any]:
-        """Every input as one object schema (what `check_inputs` validates)."""
-        return {
-            "type": "object",
-            "properties": {name: spec["schema"] for name, spec in self.inputs.items()},
-            "required": [name for name, spec in self.inputs.items() if spec.get("minOccurs", 1) > 0],
-        }
+    @cached_property
+    def validators(self) -> dict[str, Draft202012Validator]:
+        """Each input's JSON Schema, ready to check values (what `check_inputs` uses), made once."""
+        return {name: Draft202012Validator(spec["schema"]) for name, spec in self.inputs.items()}
+
+    @cached_property
+    def required(self) -> list[str]:
+        """The inputs an execution must give."""
+        return [name for name, spec in self.inputs.items() if spec.get("minOccurs", 1) > 0]
 
     def summary(self, base: str) -> dict[str, Any]:
         """The process summary of `/processes`."""
@@ -330,7 +339,8 @@ def build_processes(catalog: Catalog) -> dict[str, Process]:
 
 def prepare(process: Process, inputs: Any, catalog: Catalog, base: str) -> Prepared:
     """An execution of `process` with `inputs`, every input checked (a 4xx problem if one is wrong)."""
-    return process.prepare(check_inputs(process.id, process.input_schema, inputs), catalog, base)
+    checked = check_inputs(process.id, process.validators, process.required, inputs)
+    return process.prepare(checked, catalog, base)
 
 
 class AnswerCache:

@@ -25,7 +25,6 @@ from geo_service.settings import Settings
 router = APIRouter(tags=["processes 分析"])
 
 EXECUTE_KEYS = ("inputs", "outputs", "response", "subscriber")
-REL_RESULTS = "http://www.opengis.net/def/rel/ogc/1.0/results"
 
 
 def _processes(request: Request) -> dict[str, Process]:
@@ -145,10 +144,9 @@ async def execute(process_id: str, request: Request) -> Response:
     try:
         prepared = prepare(process, inputs, catalog, base)  # every input checked before anything runs
         if _wants_async(request):
-            jobs: JobQueue = request.app.state.jobs
             await check_site(prepared, request.app.state.reads)  # the job's rows are on the primary
             client = client_address(request, _settings(request).trusted_proxies)
-            status = await jobs.submit(process.id, inputs, client, base)
+            status = await _jobs(request).submit(process.id, inputs, client, base)
             location = f"{base}/jobs/{status['jobID']}"
             metrics.observe_process(process.id, "async", "accepted", time.perf_counter() - started)
             return json_response(

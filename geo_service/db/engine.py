@@ -122,6 +122,11 @@ def async_engine(url: str, settings: Settings) -> AsyncEngine:
 _PLACEHOLDER = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
 
 
+def as_text(value: bytes | str) -> str:
+    """A text value of the read pool (bytes, as `RawText` loads it) as a string."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class RawText(Loader):
     """Loads `text` values as the bytes PostgreSQL sent: a page is relayed, never decoded and re-encoded."""
 

@@ -24,7 +24,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy.engine import make_url
 
-from geo_service.db.engine import ReadPool, read_pool
+from geo_service.db.engine import ReadPool, as_text, read_pool
 from geo_service.errors import InvalidParameter
 from geo_service.settings import Settings
 
@@ -157,7 +157,7 @@ class Replicas:
             cur = await conn.execute("SELECT pg_current_wal_insert_lsn()::text")
             row = await cur.fetchone()
         assert row is not None
-        return parse_lsn(_text(row[0]))
+        return parse_lsn(as_text(row[0]))
 
     async def check(self) -> None:
         """Ask every replica (and the primary, for the lag in bytes) once."""
@@ -182,7 +182,7 @@ class Replicas:
             if not in_recovery:
                 self._skip(replica, "not-in-recovery", "promoted or not a replica")
                 continue
-            replica.replay_lsn = parse_lsn(_text(replay)) if replay is not None else 0
+            replica.replay_lsn = parse_lsn(as_text(replay)) if replay is not None else 0
             caught_up = primary_lsn is not None and replica.replay_lsn >= primary_lsn
             # the replay timestamp ages while the primary writes nothing: only a replica behind counts it
             replica.lag_s = 0.0 if caught_up or (idle and primary_lsn is None) else float(age or 0.0)
@@ -231,7 +231,7 @@ class Replicas:
                     cur = await conn.execute("SELECT pg_last_wal_replay_lsn()::text")
                     row = await cur.fetchone()
                 if row is not None and row[0] is not None:
-                    replica.replay_lsn = parse_lsn(_text(row[0]))
+                    replica.replay_lsn = parse_lsn(as_text(row[0]))
             except Exception as error:
                 self._skip(replica, "down", type(error).__name__)
 
@@ -261,10 +261,6 @@ class Replicas:
             }
             for r in self.replicas
         ]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def read_after(header: str | None, cookie: str | None) -> int | None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import text
+from playwright.sync_api import Route
+from sqlalchemy import Engine, text
 
 from geo_service.app import create_app
 from geo_service.catalog import Catalog
 from geo_service.db.engine import sync_engine
+from geo_service.editing.keys import add_key
 from geo_service.loader import load
 from geo_service.settings import Settings
 from tests.conftest import private_database, running_server
@@ -85,3 +88,43 @@ def probe_server(
         )
         with running_server(create_app(settings, catalog)) as base:
             yield base
+
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+
+def block_outside(route: Route) -> None:
+    """A page's request off this machine is refused, as on an intranet without internet access."""
+    if urlsplit(route.request.url).hostname in LOCAL_HOSTS:
+        route.continue_()
+    else:
+        route.abort("internetdisconnected")
+
+
+class EditorServer(NamedTuple):
+    """The service on a private loaded database, an engine on it, an editor's and a reader's key."""
+
+    base: str
+    engine: Engine
+    editor_key: str
+    reader_key: str
+
+
+@pytest.fixture(scope="module")
+def editor_server(
+    request: pytest.FixtureRequest,
+    server_url: str,
+    catalog: Catalog,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[EditorServer]:
+    """The service on a private loaded database (one per test module), with an editor and a reader key."""
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    with private_database(server_url, f"editor_{module}") as url:
+        engine = sync_engine(url)
+        load(engine, catalog)
+        editor_key = add_key(engine, "浏览器编辑 browser", "editor")
+        reader_key = add_key(engine, "只读 reader", "reader")
+        settings = Settings(database_url=url, data_dir=tmp_path_factory.mktemp("editor"))
+        with running_server(create_app(settings, catalog)) as base:
+            yield EditorServer(base, engine, editor_key, reader_key)
+        engine.dispose()

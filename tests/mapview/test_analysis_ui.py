@@ -12,19 +12,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Route
+from playwright.sync_api import Browser, Page
 
-from geo_service.app import create_app
 from geo_service.catalog import Catalog
-from geo_service.db.engine import sync_engine
-from geo_service.editing.keys import add_key
-from geo_service.loader import load
-from geo_service.settings import Settings
-from tests.conftest import private_database, running_server
-from tests.mapview.conftest import PROBE_NAME, PROBE_PLAN_TEXT
+from tests.mapview.conftest import LOCAL_HOSTS, PROBE_NAME, PROBE_PLAN_TEXT, EditorServer, block_outside
 from tests.mapview.test_browser import LOAD_TIMEOUT_MS, Traffic, browser  # noqa: F401  (the browser fixture)
 
-LOCAL = {"127.0.0.1", "localhost"}
 MAP = "ecology_culture"  # 生态与文化: the ecology and culture areas, 南湖 among them
 LAKE = "e19_nanhu_lake"
 STATION = "c01_jiaxing_south_stn"  # 嘉兴南站
@@ -42,19 +35,12 @@ class Opened(NamedTuple):
     console: list[str]
 
 
-def _block_outside(route: Route) -> None:
-    if urlsplit(route.request.url).hostname in LOCAL:
-        route.continue_()
-    else:
-        route.abort("internetdisconnected")
-
-
 def _open(browser: Browser, url: str) -> Opened:  # noqa: F811
     """A page with every request off this machine refused, its requests and console errors recorded."""
     traffic = Traffic()
     console: list[str] = []
     page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN", accept_downloads=True)
-    page.route("**/*", _block_outside)
+    page.route("**/*", block_outside)
     traffic.watch(page)
     page.on("console", lambda message: console.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: console.append(str(error)))
@@ -63,7 +49,7 @@ def _open(browser: Browser, url: str) -> Opened:  # noqa: F811
 
 
 def _local_only(opened: Opened) -> None:
-    elsewhere = {host for host in opened.traffic.hosts() if host not in LOCAL}
+    elsewhere = {host for host in opened.traffic.hosts() if host not in LOCAL_HOSTS}
     assert not elsewhere, f"requests to {sorted(elsewhere)}"
     policy = [text for text in opened.console if "Content Security Policy" in text]
     assert not policy, policy
@@ -318,26 +304,6 @@ def test_county_summary_is_listed(live_server: str) -> None:
     index = httpx.get(f"{live_server}/maps").text
     assert 'href="/maps/county_summary"' in index
     assert index.index('href="/maps/overview"') < index.index('href="/maps/county_summary"')
-
-
-class EditorServer(NamedTuple):
-    base: str
-    editor_key: str
-
-
-@pytest.fixture(scope="module")
-def editor_server(
-    server_url: str, catalog: Catalog, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[EditorServer]:
-    """The service on a private loaded database, with an editor key."""
-    with private_database(server_url, "analysis_ui") as url:
-        engine = sync_engine(url)
-        load(engine, catalog)
-        key = add_key(engine, "选址检查 check", "editor")
-        settings = Settings(database_url=url, data_dir=tmp_path_factory.mktemp("analysis_ui"))
-        with running_server(create_app(settings, catalog)) as base:
-            yield EditorServer(base, key)
-        engine.dispose()
 
 
 def test_editor_checks_the_shape_before_saving(browser: Browser, editor_server: EditorServer) -> None:  # noqa: F811

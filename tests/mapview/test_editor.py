@@ -7,21 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Route
+from playwright.sync_api import Browser, Page
 from sqlalchemy import Engine, text
 
-from geo_service.app import create_app
-from geo_service.catalog import Catalog
-from geo_service.db.engine import sync_engine
-from geo_service.editing.keys import add_key
-from geo_service.loader import load
-from geo_service.settings import Settings
-from tests.conftest import database_state, private_database, running_server
+from tests.conftest import database_state
+from tests.mapview.conftest import EditorServer, block_outside
 from tests.mapview.test_browser import LOAD_TIMEOUT_MS, Traffic, browser  # noqa: F401  (the browser fixture)
 
 LAYER = "strategic_platforms"
@@ -30,43 +25,13 @@ CODE = "editor_drawn_zone"
 VIEW = (30.70, 120.70, 14)
 
 
-class EditorServer(NamedTuple):
-    base: str
-    engine: Engine
-    editor_key: str
-    reader_key: str
-
-
-@pytest.fixture(scope="module")
-def editor_server(
-    server_url: str, catalog: Catalog, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[EditorServer]:
-    """The service on a private loaded database, with an editor and a reader key."""
-    with private_database(server_url, "editor_page") as url:
-        engine = sync_engine(url)
-        load(engine, catalog)
-        editor_key = add_key(engine, "浏览器编辑 browser", "editor")
-        reader_key = add_key(engine, "只读 reader", "reader")
-        settings = Settings(database_url=url, data_dir=tmp_path_factory.mktemp("editor"))
-        with running_server(create_app(settings, catalog)) as base:
-            yield EditorServer(base, engine, editor_key, reader_key)
-        engine.dispose()
-
-
-def _block_outside(route: Route) -> None:
-    if urlsplit(route.request.url).hostname in {"127.0.0.1", "localhost"}:
-        route.continue_()
-    else:
-        route.abort()
-
-
 @pytest.fixture(scope="module")
 def page(browser: Browser, editor_server: EditorServer) -> Iterator[tuple[Page, Traffic]]:  # noqa: F811
     """The editor page, basemap hosts blocked, with every request recorded."""
     traffic = Traffic()
     opened = browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
     traffic.watch(opened)
-    opened.route("**/*", _block_outside)
+    opened.route("**/*", block_outside)
     opened.on("dialog", lambda dialog: dialog.accept())
     opened.goto(f"{editor_server.base}/editor")
     opened.wait_for_function("window.jxplanEditor !== undefined", timeout=LOAD_TIMEOUT_MS)
